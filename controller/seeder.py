@@ -1,0 +1,159 @@
+"""The seeder: walk the source tree one directory node at a time.
+
+    claim a node → list one page of it → commit the page (subdirs, file items, failures)
+    → next page or next node, until the frontier is exhausted.
+
+Any number of seeders may walk one tree. A page is committed as one unit under the node's
+lease, so a seeder killed halfway leaves its node to be taken again (from the last committed
+cursor) and no file item is handed on twice. Symlinks are never followed.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import threading
+from collections.abc import Iterator
+
+from copier import log
+from copier.config import Tuning
+from copier.models import DirLease, Failure, JobSpec, ListingPage, WorkItem
+from copier.protocols import Frontier, Lister, StateStore, Target
+
+_SPECIAL = (
+    (stat_mod.S_ISFIFO, "named pipe (FIFO); not a regular file"),
+    (stat_mod.S_ISSOCK, "socket; not a regular file"),
+    (stat_mod.S_ISCHR, "character device; not a regular file"),
+    (stat_mod.S_ISBLK, "block device; not a regular file"),
+)
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+class Seeder:
+    def __init__(self, spec: JobSpec, frontier: Frontier, state: StateStore, target: Target,
+                 tuning: Tuning, owner: str, stop: threading.Event | None = None) -> None:
+        self.spec = spec
+        self.frontier = frontier
+        self.state = state
+        self.target = target
+        self.tuning = tuning
+        self.owner = owner
+        self.stop = stop or threading.Event()
+        self.log = log.get().bind(role="seeder", worker=owner)
+        # A target that held nothing when this seeder started needs no per-file checks.
+        self._target_fresh = bool(getattr(target, "is_empty", lambda: False)())
+        self.pages = 0
+
+    def run(self) -> None:
+        """Walk until the frontier is exhausted or ``stop`` is set."""
+        self.log.info("seeder_started", fresh_target=self._target_fresh)
+        while not self.stop.is_set():
+            if self.state.counters().items_waiting >= self.tuning.intake_high_water:
+                self.stop.wait(self.tuning.idle_poll_s)  # backpressure: let the dealer catch up
+                continue
+            lease = self.frontier.claim(self.owner, self.tuning.dir_lease_s)
+            if lease is None:
+                if self.frontier.requeue_expired():
+                    continue
+                if self.frontier.exhausted():
+                    self.log.info("walk_finished", pages=self.pages)
+                    return
+                self.stop.wait(self.tuning.idle_poll_s)
+                continue
+            self.walk_node(lease)
+
+    def walk_node(self, lease: DirLease) -> None:
+        """List one node page by page, committing each page under the lease."""
+        rel = lease.node.path
+        verify = not self._target_fresh and self._target_has_files(rel)
+        pages = self._pages(rel, lease.node.cursor, verify)
+        for page in pages:
+            if self.stop.is_set() and not page.last:
+                self.frontier.release(lease)
+                return
+            if not self.frontier.commit(lease, page):
+                self.log.warning("dir_lease_lost", path=rel)
+                return
+            self.pages += 1
+            if not page.last and not self.frontier.renew(lease, self.tuning.dir_lease_s):
+                self.log.warning("dir_lease_lost", path=rel)
+                return
+
+    def _target_has_files(self, rel: str) -> bool:
+        if not isinstance(self.target, Lister):
+            return True
+        try:
+            return next(iter(self.target.list_files(rel)), None) is not None
+        except Exception as exc:  # a failed look only costs per-file checks later
+            self.log.warning("target_list_failed", path=rel, error=str(exc))
+            return True
+
+    def _pages(self, rel: str, cursor: int, verify: bool) -> Iterator[ListingPage]:
+        """Pages of at most ``page_entries`` entries, starting after ``cursor`` entries."""
+        full = os.path.join(self.spec.source, rel) if rel else self.spec.source
+        try:
+            scan = os.scandir(full)
+        except FileNotFoundError:
+            yield ListingPage((), (), (Failure(rel or ".", "directory vanished before it was listed", "dir"),))
+            return
+        except NotADirectoryError:
+            yield ListingPage((), (), (Failure(rel or ".", "no longer a directory", "dir"),))
+            return
+        except OSError as exc:
+            yield ListingPage((), (), (Failure(rel or ".", f"cannot list directory: {exc.strerror or exc}", "dir"),))
+            return
+        subdirs: list[str] = []
+        files: list[WorkItem] = []
+        failures: list[Failure] = []
+        consumed = 0
+        saw_entries = False
+        with scan:
+            for entry in scan:
+                consumed += 1
+                if consumed <= cursor:
+                    continue
+                saw_entries = True
+                self._classify(rel, entry, verify, subdirs, files, failures)
+                if len(subdirs) + len(files) + len(failures) >= self.tuning.page_entries:
+                    yield ListingPage(tuple(subdirs), tuple(files), tuple(failures), cursor=consumed, last=False)
+                    subdirs, files, failures = [], [], []
+        if cursor == 0 and not saw_entries and rel and self.target.has_directories:
+            self.target.make_dir(rel)  # an empty source folder exists at the target too
+        yield ListingPage(tuple(subdirs), tuple(files), tuple(failures), cursor=consumed, last=True)
+
+    def _classify(self, rel: str, entry: os.DirEntry, verify: bool,
+                  subdirs: list[str], files: list[WorkItem], failures: list[Failure]) -> None:
+        path = _join(rel, entry.name)
+        if not _valid_name(entry.name):
+            failures.append(Failure(path.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"),
+                                    "name is not valid UTF-8; no target can hold it", "file"))
+            return
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            failures.append(Failure(path, "vanished while its directory was listed", "file"))
+            return
+        except OSError as exc:
+            failures.append(Failure(path, f"cannot stat: {exc.strerror or exc}", "file"))
+            return
+        mode = st.st_mode
+        if stat_mod.S_ISLNK(mode):
+            failures.append(Failure(path, "symbolic link; not followed", "symlink"))
+        elif stat_mod.S_ISDIR(mode):
+            subdirs.append(path)
+        elif stat_mod.S_ISREG(mode):
+            files.append(WorkItem(path, st.st_size, st.st_mtime_ns, stat_mod.S_IMODE(mode), verify))
+        else:
+            reason = next((why for test, why in _SPECIAL if test(mode)), "not a regular file")
+            failures.append(Failure(path, reason, "special"))

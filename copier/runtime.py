@@ -1,0 +1,89 @@
+"""Wiring: open the state, frontier and queue backends of one job.
+
+Distributed: Redis (``COPIER_REDIS_URL``) for state and frontier; Azure Storage Queues
+(``COPIER_QUEUE_CONNECTION_STRING``) or Redis lists for the work queues.
+Embedded: one SQLite file for all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from copier.errors import ConfigError
+from copier.models import Order
+from copier.protocols import Frontier, QueueFactory, StateStore
+
+
+@dataclass
+class Backends:
+    job: str
+    state: StateStore
+    queues: QueueFactory
+    kind: str  # "redis" or "sqlite"
+    _open_frontier: Any
+    redis_client: Any = None
+
+    def frontier(self, order: Order) -> Frontier:
+        return self._open_frontier(order)
+
+    def close(self) -> None:
+        self.state.close()
+        if self.redis_client is not None:
+            self.redis_client.close()
+
+
+def open_backends(job: str, *, redis_url: str | None, state_path: str | None,
+                  queues: str | None = None, queue_connection_string: str | None = None) -> Backends:
+    from copier.backends.queues import open_queue_factory
+
+    if state_path and redis_url:
+        raise ConfigError("give either --state (embedded SQLite) or a Redis URL, not both")
+    if state_path:
+        from copier.backends.sqlite_frontier import SqliteFrontier
+        from copier.backends.sqlite_state import SqliteStateStore
+
+        kind = queues or "sqlite"
+        if kind != "sqlite":
+            raise ConfigError("the embedded SQLite state keeps its queues in SQLite (--queues sqlite)")
+        return Backends(job, SqliteStateStore(state_path, job),
+                        open_queue_factory("sqlite", job=job, sqlite_path=state_path), "sqlite",
+                        lambda order: SqliteFrontier(state_path, job, order))
+    if not redis_url:
+        raise ConfigError("no Redis given: set COPIER_REDIS_URL or pass --redis (or --state PATH for one machine)")
+    from copier.backends.redis_frontier import RedisFrontier
+    from copier.backends.redis_state import RedisStateStore, connect
+
+    client = connect(redis_url)
+    kind = queues or ("azure" if queue_connection_string else "redis")
+    if kind == "azure":
+        if not queue_connection_string:
+            raise ConfigError("--queues azure needs COPIER_QUEUE_CONNECTION_STRING (or use --queues redis)")
+        factory = open_queue_factory("azure", job=job, connection_string=queue_connection_string)
+    elif kind == "redis":
+        factory = open_queue_factory("redis", job=job, redis_client=client)
+    else:
+        raise ConfigError(f"unknown queue backend {kind!r}: choose azure or redis")
+    return Backends(job, RedisStateStore(client, job), factory, "redis",
+                    lambda order: RedisFrontier(client, job, order), redis_client=client)
+
+
+def new_worker_id(role: str) -> str:
+    return os.environ.get("COPIER_WORKER_ID") or f"{role}-{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT ask the roles to stop gracefully; a second one exits at once."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)

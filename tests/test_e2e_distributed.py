@@ -1,0 +1,119 @@
+"""End to end: 2 seeders, 1 controller and 4 workers as separate processes on a skewed tree;
+a seeder, the controller and a worker are killed with SIGKILL mid-run and restarted; every
+file must land byte-identical and the counters must be exact."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts import gentree
+from tests import e2e
+
+pytestmark = pytest.mark.slow
+
+TREE_FILES = 5000
+
+
+@pytest.fixture(scope="module")
+def skewed_tree(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("src") / "tree"
+    gentree.generate(root, "skewed", seed=7, files=TREE_FILES)
+    # Entries that are not regular files: listed as failures, never copied.
+    os.symlink("file_that_is_not_there", root / "dangling link")
+    os.symlink(".", root / "loop")
+    os.mkfifo(root / "a fifo")
+    return root
+
+
+def _run_with_kills(tree: Path, job: str, target: str, env: dict[str, str], log_dir: Path,
+                    order: str = "dfs", workers: int = 4, kill_worker_for_good: bool = False) -> list[e2e.Role]:
+    seeder_a = e2e.Role("seeder-a", ["seed", str(tree), "--job", job, "--target", target, "--order", order], env, log_dir)
+    seeder_b = e2e.Role("seeder-b", ["seed", "--job", job], env, log_dir)
+    controller = e2e.Role("controller", ["control", "--job", job], env, log_dir)
+    crew = [e2e.Role(f"worker-{i}", ["work", "--job", job], env, log_dir) for i in range(workers)]
+
+    seeder_a.start()
+    e2e.poll(lambda: e2e.status(job, env)["dirs_total"] > 0, 60, "the job to be registered")
+    seeder_b.start()
+    controller.start()
+    for w in crew:
+        w.start()
+
+    e2e.poll(lambda: e2e.status(job, env)["files_done"] >= TREE_FILES // 10, 180, "a tenth of the files")
+    seeder = seeder_a if seeder_a.alive() else seeder_b
+    was_seeding = e2e.status(job, env)["state"] == "seeding"
+    for role in (seeder, controller, crew[0]):
+        if role.alive():
+            role.kill()
+    if not kill_worker_for_good:
+        seeder.start()
+        controller.start()
+        crew[0].start()
+    else:
+        seeder.start()
+        controller.start()
+
+    deadline = time.monotonic() + 300
+    everyone = [seeder_a, seeder_b, controller, *(crew if not kill_worker_for_good else crew[1:])]
+    for role in everyone:
+        code = role.wait(deadline)
+        assert code == 0, f"{role.name} exited {code}:\n{role.output()[-3000:]}"
+    print(f"killed mid-run while {'seeding' if was_seeding else 'copying'}")
+    return everyone
+
+
+def _assert_exact(job: str, env: dict[str, str], tree: Path, landed: dict) -> None:
+    expected = e2e.source_digest(tree)
+    assert len(expected) >= TREE_FILES
+    missing = set(expected) - set(landed)
+    extra = set(landed) - set(expected)
+    assert not missing, f"{len(missing)} files missing at the target, e.g. {sorted(missing)[:5]}"
+    assert not extra, f"unexpected objects at the target: {sorted(extra)[:5]}"
+    wrong = [p for p in expected if expected[p] != landed[p]]
+    assert not wrong, f"{len(wrong)} files differ, e.g. {wrong[:5]}"
+
+    doc = e2e.status(job, env)
+    assert doc["state"] == "done"
+    assert doc["files_total"] == len(expected)
+    assert doc["files_done"] == len(expected)
+    assert doc["files_skipped"] == 0
+    assert doc["files_failed"] == 0
+    assert doc["bytes_done"] == sum(size for size, _ in expected.values())
+    assert doc["files_done"] + doc["files_skipped"] + doc["files_failed"] == doc["files_total"]
+    assert sum(w["files_done"] for w in doc["workers"]) == len(expected)
+
+    reasons = {f["path"]: f["reason"] for f in e2e.failures(job, env)["failures"]}
+    assert "dangling link" in reasons and "symbolic link" in reasons["dangling link"]
+    assert "loop" in reasons
+    assert "a fifo" in reasons and "FIFO" in reasons["a fifo"]
+
+
+def test_blob_target_survives_kills_of_seeder_controller_and_worker(skewed_tree, redis_url, azurite, unique, tmp_path):
+    env = e2e.base_env(COPIER_REDIS_URL=redis_url, COPIER_QUEUE_CONNECTION_STRING=azurite.connection_string,
+                       AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string, COPIER_QUEUES="azure")
+    target = f"{azurite.blob_endpoint}/{unique}/night ly"
+    _run_with_kills(skewed_tree, unique, target, env, tmp_path)
+    _assert_exact(unique, env, skewed_tree, e2e.blob_digest(azurite.connection_string, unique, "night ly"))
+
+
+def test_local_target_survives_kills_with_redis_queues_in_bfs_order(skewed_tree, redis_url, unique, tmp_path):
+    env = e2e.base_env(COPIER_REDIS_URL=redis_url, COPIER_QUEUES="redis")
+    dest = tmp_path / "dest"
+    _run_with_kills(skewed_tree, unique, str(dest), env, tmp_path, order="bfs")
+    _assert_exact(unique, env, skewed_tree, e2e.local_digest(dest))
+    for empty in gentree.empty_dirs(skewed_tree):
+        assert (dest / empty).is_dir(), f"empty directory {empty} was not created"
+
+
+def test_work_of_a_worker_that_never_returns_is_finished_by_the_others(skewed_tree, redis_url, unique, tmp_path):
+    env = e2e.base_env(COPIER_REDIS_URL=redis_url, COPIER_QUEUES="redis")
+    dest = tmp_path / "dest"
+    _run_with_kills(skewed_tree, unique, str(dest), env, tmp_path, workers=3, kill_worker_for_good=True)
+    _assert_exact(unique, env, skewed_tree, e2e.local_digest(dest))
+    doc = e2e.status(unique, env)
+    dead = [w for w in doc["workers"] if not w["live"]]
+    assert dead, "the killed worker's slot should show an expired lease"
