@@ -238,3 +238,12 @@ class Lister(Protocol):
 
     def list_files(self, dir_path: str) -> Iterable[TargetStat]:
         """Files directly under ``dir_path`` (names only, not paths). Empty if missing."""
+
+
+@runtime_checkable
+class Sweeper(Protocol):
+    """Optional: targets that write aside under temporary names (local, Azure Files)."""
+
+    def sweep(self, path: str) -> int:
+        """Remove temporary leftovers of earlier, interrupted attempts at ``path`` (a worker
+        killed mid-write leaves one). Never touches ``path`` itself. Returns how many."""

@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from copier.errors import PermanentError, TransientError
 from copier.models import WorkItem
 from copier.payload import FilePayload
-from copier.protocols import Target, TargetStat
+from copier.protocols import Sweeper, Target, TargetStat
 
 
 class Status(StrEnum):
@@ -65,6 +65,8 @@ class Transfer:
             return Outcome(item, Status.FAILED, str(exc) or type(exc).__name__)
 
     def _attempt(self, item: WorkItem, check_target: bool, match_is_ours: bool) -> Outcome:
+        if match_is_ours and isinstance(self.target, Sweeper):
+            self.target.sweep(item.path)  # an interrupted earlier attempt may have left a temp file
         if check_target and matches(self.target.stat(item.path), item, self.target.mtime_tolerance_ns):
             return Outcome(item, Status.COPIED if match_is_ours else Status.SKIPPED)
         payload = FilePayload(os.path.join(self.source_root, item.path), item.size, item.mtime_ns, item.mode)

@@ -86,6 +86,11 @@ def status(job: str, env: dict[str, str], *extra: str) -> dict:
     return json.loads(out.stdout)
 
 
+def registered(job: str, env: dict[str, str]) -> bool:
+    out = subprocess.run(copier_cmd("status", "--job", job, "--json"), env=env, capture_output=True, text=True, timeout=60)
+    return out.returncode == 0
+
+
 def failures(job: str, env: dict[str, str], *extra: str) -> dict:
     out = subprocess.run(copier_cmd("failures", "--job", job, "--json", *extra), env=env,
                          capture_output=True, text=True, timeout=60)

@@ -37,7 +37,7 @@ def _run_with_kills(tree: Path, job: str, target: str, env: dict[str, str], log_
     crew = [e2e.Role(f"worker-{i}", ["work", "--job", job], env, log_dir) for i in range(workers)]
 
     seeder_a.start()
-    e2e.poll(lambda: e2e.status(job, env)["dirs_total"] > 0, 60, "the job to be registered")
+    e2e.poll(lambda: e2e.registered(job, env), 60, "the job to be registered")
     seeder_b.start()
     controller.start()
     for w in crew:
