@@ -1,0 +1,238 @@
+"""The Frontier contract (copier.protocols.Frontier), run against every state backend."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from copier.models import DirLease, DirNode, Failure, ListingPage, Order, WorkItem
+from tests.contract.state_backends import backend, eventually  # noqa: F401  (fixture)
+
+LEASE_S = 30.0
+SHORT_LEASE_S = 0.2
+
+
+def item(path: str, size: int = 10) -> WorkItem:
+    return WorkItem(path, size, 1_700_000_000_000_000_000, 0o644)
+
+
+def page(subdirs=(), files=(), failures=(), cursor=0, last=True) -> ListingPage:
+    return ListingPage(tuple(subdirs), tuple(files), tuple(failures), cursor, last)
+
+
+def list_dir(frontier, lease: DirLease, tree: dict[str, list[str]]) -> bool:
+    """Commit one page: the node's children in ``tree``, plus one file per directory."""
+    path = lease.node.path
+    return frontier.commit(lease, page(tree.get(path, []), [item(f"{path}/f" if path else "f")]))
+
+
+def walk_order(frontier, tree) -> list[str]:
+    seen = []
+    while (lease := frontier.claim("s1", LEASE_S)) is not None:
+        seen.append(lease.node.path)
+        assert list_dir(frontier, lease, tree)
+    return seen
+
+
+TREE = {"": ["a", "b"], "a": ["a/x", "a/y"], "a/x": ["a/x/deep"], "b": ["b/z"]}
+
+
+def test_seed_root_only_once(backend, unique):
+    assert backend.frontier(unique).seed_root() is True
+    assert backend.frontier(unique).seed_root() is False
+    assert backend.state(unique).counters().dirs_total == 1
+    lease = backend.frontier(unique).claim("s1", LEASE_S)
+    assert lease is not None and lease.node == DirNode("", 0)
+    assert backend.frontier(unique).claim("s1", LEASE_S) is None
+
+
+def test_claim_before_seeding_returns_none(backend, unique):
+    assert backend.frontier(unique).claim("s1", LEASE_S) is None
+
+
+def test_dfs_claims_deepest_first(backend, unique):
+    frontier = backend.frontier(unique, Order.DFS)
+    frontier.seed_root()
+    assert walk_order(frontier, TREE) == ["", "a", "a/x", "a/x/deep", "a/y", "b", "b/z"]
+
+
+def test_bfs_claims_in_level_order(backend, unique):
+    frontier = backend.frontier(unique, Order.BFS)
+    frontier.seed_root()
+    assert walk_order(frontier, TREE) == ["", "a", "b", "a/x", "a/y", "b/z", "a/x/deep"]
+
+
+def test_subdirs_may_be_given_as_bare_names(backend, unique):
+    frontier = backend.frontier(unique, Order.BFS)
+    frontier.seed_root()
+    assert walk_order(frontier, {"": ["a"], "a": ["x"]}) == ["", "a", "a/x"]
+
+
+def test_page_commit_is_atomic_and_counts_once(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    lease = frontier.claim("s1", LEASE_S)
+    files = [item("f1", 100), item("f2", 23)]
+    failures = [Failure("link", "symlink skipped", "symlink")]
+    assert frontier.commit(lease, page(["d1", "d2"], files, failures)) is True
+    assert frontier.commit(lease, page(["d1", "d2"], files, failures)) is False
+    c = state.counters()
+    assert (c.dirs_total, c.dirs_done, c.files_total, c.bytes_total, c.entries_failed, c.items_waiting) == \
+        (3, 1, 2, 123, 1, 2)
+    assert state.failures() == failures
+    batch = state.take_batch(0, 100, 10**9, 1, 0.0)
+    assert batch.items == tuple(files)
+
+
+def test_commit_with_lost_lease_changes_nothing(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    lost = frontier.claim("s1", SHORT_LEASE_S)
+    eventually(frontier.requeue_expired)
+    before = state.counters()
+    assert frontier.commit(lost, page(["d"], [item("f")], [Failure("x", "bad")])) is False
+    assert frontier.renew(lost, LEASE_S) is False
+    assert state.counters() == before
+    assert state.failures() == []
+    again = frontier.claim("s2", LEASE_S)
+    assert again.node == DirNode("", 0) and again.token != lost.token
+    assert frontier.commit(again, page(["d"], [item("f")])) is True
+    assert state.counters().files_total == 1
+
+
+def test_expired_lease_returns_node_with_cursor(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    lease = frontier.claim("s1", SHORT_LEASE_S)
+    assert frontier.commit(lease, page([], [item("f1")], cursor=2, last=False))
+    assert eventually(frontier.requeue_expired) == 1
+    assert frontier.claim("s2", LEASE_S).node == DirNode("", 2)
+    c = state.counters()
+    assert (c.dirs_done, c.files_total) == (0, 1)
+
+
+def test_expired_node_comes_back_at_its_cursor(backend, unique):
+    frontier = backend.frontier(unique, Order.BFS)
+    frontier.seed_root()
+    lease = frontier.claim("s1", SHORT_LEASE_S)
+    assert frontier.commit(lease, page(["d1"], [item("f1")], cursor=5, last=False))
+    assert eventually(frontier.requeue_expired) == 1
+    again = frontier.claim("s2", LEASE_S)
+    assert again.node == DirNode("", 5)  # given back to the front, ahead of d1
+    assert frontier.commit(again, page([], [item("f2")], cursor=6, last=True))
+    assert frontier.claim("s2", LEASE_S).node == DirNode("d1", 0)
+
+
+def test_multi_page_directory_counts_done_once(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    lease = frontier.claim("s1", LEASE_S)
+    assert frontier.commit(lease, page([], [item("f1")], cursor=1, last=False))
+    assert state.counters().dirs_done == 0
+    assert frontier.exhausted() is False
+    assert frontier.commit(lease, page([], [item("f2")], cursor=2, last=True))
+    c = state.counters()
+    assert (c.dirs_done, c.files_total, c.items_waiting) == (1, 2, 2)
+    assert frontier.exhausted() is True
+
+
+def test_renew_keeps_a_lease_past_its_first_expiry(backend, unique):
+    frontier = backend.frontier(unique)
+    frontier.seed_root()
+    lease = frontier.claim("s1", SHORT_LEASE_S)
+    assert frontier.renew(lease, LEASE_S) is True
+    assert frontier.requeue_expired() == 0
+    assert frontier.commit(lease, page([], []))
+
+
+def test_release_gives_node_back_unlisted(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    lease = frontier.claim("s1", LEASE_S)
+    frontier.release(lease)
+    frontier.release(lease)  # no error when already given back
+    assert frontier.commit(lease, page([], [item("f")])) is False
+    again = frontier.claim("s2", LEASE_S)
+    assert again.node == DirNode("", 0)
+    assert state.counters().dirs_done == 0
+
+
+def test_exhausted_only_when_no_nodes_and_no_leases(backend, unique):
+    frontier = backend.frontier(unique)
+    assert frontier.exhausted() is False  # not seeded yet: the walk has not begun
+    frontier.seed_root()
+    assert frontier.exhausted() is False
+    lease = frontier.claim("s1", LEASE_S)
+    assert frontier.exhausted() is False  # nothing waiting, but one node is leased
+    assert frontier.commit(lease, page(["d"], []))
+    assert frontier.exhausted() is False
+    assert frontier.commit(frontier.claim("s1", LEASE_S), page([], []))
+    assert frontier.exhausted() is True
+
+
+def test_names_that_are_not_utf8_survive(backend, unique):
+    odd = "caf\udce9/\u00e9t\u00e9\nnew\tline"
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    assert frontier.commit(frontier.claim("s1", LEASE_S), page([odd.split("/")[0]], []))
+    lease = frontier.claim("s1", LEASE_S)
+    assert lease.node.path == "caf\udce9"
+    assert frontier.commit(lease, page([], [item(odd, 7)], [Failure(odd + "x", "unreadable \udcff")]))
+    assert state.take_batch(0, 10, 10**9, 1, 0.0).items == (item(odd, 7),)
+    assert state.failures() == [Failure(odd + "x", "unreadable \udcff")]
+
+
+def test_large_page_commits_whole(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    files = [item(f"f{i:05}", i) for i in range(5000)]
+    dirs = [f"d{i:05}" for i in range(2500)]
+    assert frontier.commit(frontier.claim("s1", LEASE_S), page(dirs, files))
+    c = state.counters()
+    assert (c.files_total, c.dirs_total, c.bytes_total) == (5000, 2501, sum(range(5000)))
+    assert frontier.claim("s1", LEASE_S).node.path == "d00000"
+
+
+def test_concurrent_seeders_list_every_directory_once(backend, unique):
+    tree = {"": [f"d{i}" for i in range(6)]}
+    for i in range(6):
+        tree[f"d{i}"] = [f"d{i}/e{j}" for j in range(5)]
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    listed: list[str] = []
+
+    def seeder(name: str) -> None:
+        while not frontier.exhausted():
+            lease = frontier.claim(name, LEASE_S)
+            if lease is None:
+                continue
+            listed.append(lease.node.path)
+            assert list_dir(frontier, lease, tree)
+
+    threads = [threading.Thread(target=seeder, args=(f"s{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(listed) == sorted(["", *tree[""], *(p for d in tree[""] for p in tree[d])])
+    c = state.counters()
+    assert (c.dirs_total, c.dirs_done, c.files_total) == (37, 37, 37)
+
+
+def test_two_jobs_share_a_store_without_seeing_each_other(backend, unique):
+    one, two = backend.frontier(unique + "a"), backend.frontier(unique + "b")
+    one.seed_root()
+    assert two.claim("s1", LEASE_S) is None
+    assert two.exhausted() is False and one.exhausted() is False
+    assert one.commit(one.claim("s1", LEASE_S), page([], [item("f")]))
+    assert backend.state(unique + "b").counters().files_total == 0
+    assert two.seed_root() is True
+
+
+@pytest.mark.parametrize("order", [Order.DFS, Order.BFS])
+def test_order_survives_a_new_frontier_instance(backend, unique, order):
+    first = backend.frontier(unique, order)
+    first.seed_root()
+    assert first.commit(first.claim("s1", LEASE_S), page(["a", "b"], []))
+    assert backend.frontier(unique, order).claim("s2", LEASE_S).node.path == "a"
