@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import threading
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +73,9 @@ def open_backends(job: str, *, redis_url: str | None, state_path: str | None,
 
 
 def new_worker_id(role: str) -> str:
-    return os.environ.get("COPIER_WORKER_ID") or f"{role}-{socket.gethostname()[:24]}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    """``COPIER_WORKER_ID``, else role, host and pid: a container restarted in place keeps its
+    host name and pid, so it takes its own slot back (two live processes never share one)."""
+    return os.environ.get("COPIER_WORKER_ID") or f"{role}-{socket.gethostname()[:32]}-{os.getpid()}"
 
 
 def stop_on_signals(stop: threading.Event) -> None:

@@ -117,3 +117,23 @@ def test_work_of_a_worker_that_never_returns_is_finished_by_the_others(skewed_tr
     doc = e2e.status(unique, env)
     dead = [w for w in doc["workers"] if not w["live"]]
     assert dead, "the killed worker's slot should show an expired lease"
+
+
+def test_assigned_cost_is_level_across_four_workers_on_a_lopsided_tree(skewed_tree, redis_url, unique, tmp_path):
+    env = e2e.base_env(COPIER_REDIS_URL=redis_url, COPIER_QUEUES="redis")
+    dest = tmp_path / "dest"
+    roles = [e2e.Role("seeder", ["seed", str(skewed_tree), "--job", unique, "--target", str(dest)], env, tmp_path)]
+    roles[0].start()
+    e2e.poll(lambda: e2e.registered(unique, env), 60, "the job to be registered")
+    roles += [e2e.Role("controller", ["control", "--job", unique], env, tmp_path).start()]
+    roles += [e2e.Role(f"worker-{i}", ["work", "--job", unique], env, tmp_path).start() for i in range(4)]
+    deadline = time.monotonic() + 300
+    for role in roles:
+        assert role.wait(deadline) == 0, role.output()[-3000:]
+    doc = e2e.status(unique, env)
+    costs = [w["assigned_cost"] for w in doc["workers"]]
+    assert len(costs) == 4
+    ratio = max(costs) / (sum(costs) / len(costs))
+    print(f"assigned cost max/mean = {ratio:.4f}")
+    assert ratio <= 1.10
+    assert doc["files_done"] == doc["files_total"]

@@ -55,6 +55,7 @@ class Worker:
         self._lock = threading.Lock()
         self._in_hand: dict[str, _InHand] = {}
         self._slots_held: set[int] = set()
+        self._queues_by_slot: dict[int, WorkQueue] = {}
         self._fatal: BaseException | None = None
         self._done_event = threading.Event()
 
@@ -62,14 +63,14 @@ class Worker:
     def run(self) -> None:
         self.slot = self.state.claim_slot(self.id, self.tuning.slot_lease_s, prefer=self.prefer_slot)
         self._slots_held.add(self.slot)
-        own = self.queues.queue(self.slot)
+        own = self._queue(self.slot)
         own.create()
         self.log.info("worker_started", slot=self.slot, queue=own.name)
         keeper = threading.Thread(target=self._keep_leases, name=f"lease-{self.id}", daemon=True)
         keeper.start()
         try:
             while not self.stop.is_set() and self._fatal is None:
-                if self.drain_once(own, check_all=False):
+                if self.drain_once(self._queue(self.slot), check_all=False):
                     continue
                 if self._take_over_one():
                     continue
@@ -184,7 +185,7 @@ class Worker:
         for info in self.state.slots():
             if info.slot in self._slots_held or info.live(now):
                 continue
-            queue = self.queues.queue(info.slot)
+            queue = self._queue(info.slot)
             if queue.depth() == 0:
                 continue
             if not self.state.take_over_slot(info.slot, self.id, self.tuning.slot_lease_s):
@@ -209,8 +210,10 @@ class Worker:
                 try:
                     if not self.state.renew_slot(slot, self.id, self.tuning.slot_lease_s):
                         self.log.warning("slot_lease_lost", slot=slot)
-                        if slot == self.slot:
+                        self._slots_held.discard(slot)
+                        if slot == self.slot:  # lost while paused too long: take a slot again
                             self.slot = self.state.claim_slot(self.id, self.tuning.slot_lease_s, prefer=slot)
+                            self._slots_held.add(self.slot)
                 except TransientError as exc:
                     self.log.warning("lease_renew_failed", slot=slot, error=str(exc))
             self._extend_visibility()
@@ -227,6 +230,12 @@ class Worker:
                 hand.received_at = time.time()
             except TransientError as exc:
                 self.log.warning("extend_failed", batch=hand.batch.id, error=str(exc))
+
+    def _queue(self, slot: int) -> WorkQueue:
+        queue = self._queues_by_slot.get(slot)
+        if queue is None:
+            queue = self._queues_by_slot[slot] = self.queues.queue(slot)
+        return queue
 
     def _items_in_hand(self) -> int:
         with self._lock:
