@@ -1,0 +1,175 @@
+"""LocalTarget: a folder on a local or mounted file system."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+from collections.abc import Iterator
+
+from copier.errors import BackendUnavailable, CopierError, NameNotAllowed, PermanentError, TransientError
+from copier.protocols import Payload, TargetStat
+from targets import names
+
+CHUNK = 1024 * 1024
+_NAME_ERRNOS = {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.EBUSY}
+
+
+class LocalTarget:
+    """Files are written aside under a hidden temporary name, fsynced, and renamed into place."""
+
+    has_directories = True
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.url = self.root
+        self.mtime_tolerance_ns = 0
+        self._name_max = _pathconf(self.root, "PC_NAME_MAX", 255)
+
+    def __repr__(self) -> str:
+        return f"LocalTarget({self.url!r})"
+
+    __str__ = __repr__
+
+    def _full(self, path: str) -> str:
+        if "\x00" in path:
+            raise NameNotAllowed("names cannot hold NUL")
+        for part in names.split_path(path):
+            if len(os.fsencode(part)) > self._name_max:
+                raise NameNotAllowed(f"name component longer than {self._name_max} bytes")
+        return os.path.join(self.root, path)
+
+    def check(self) -> None:
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            probe = os.path.join(self.root, names.temp_name("check"))
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.utime(fd, ns=(1_000_000_123, 1_000_000_123))
+                got = os.fstat(fd).st_mtime_ns
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot write to {self.url}: {exc.strerror or exc}") from None
+        # Coarse file systems (FAT: 2 s, some network mounts: 1 s or 1 µs) round mtimes.
+        off = abs(got - 1_000_000_123)
+        self.mtime_tolerance_ns = next((t for t in (0, 1_000, 1_000_000_000, 2_000_000_000) if off <= t), off)
+
+    def stat(self, path: str) -> TargetStat | None:
+        try:
+            st = os.stat(self._full(path), follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        except OSError as exc:
+            raise _translate(exc, f"stat {path}") from None
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        return TargetStat(names.split_path(path)[-1], st.st_size, st.st_mtime_ns)
+
+    def put(self, path: str, payload: Payload) -> None:
+        final = self._full(path)
+        folder, name = os.path.split(final)
+        tmp = os.path.join(folder, names.temp_name(name))
+        fd = self._create(tmp, folder, path)
+        try:
+            try:
+                for chunk in payload.chunks(CHUNK):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+                os.fsync(fd)
+                os.fchmod(fd, payload.mode & 0o7777)
+                os.utime(fd, ns=(payload.mtime_ns, payload.mtime_ns))
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                raise _translate(exc, f"put {path}") from None
+            raise
+
+    def _create(self, tmp: str, folder: str, path: str) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        for attempt in (1, 2):
+            try:
+                return os.open(tmp, flags, 0o600)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise TransientError(f"put {path}: parent folder vanished while writing") from None
+                self._makedirs(folder, path)
+            except OSError as exc:
+                raise _translate(exc, f"put {path}") from None
+        raise AssertionError("unreachable")
+
+    def _makedirs(self, folder: str, path: str) -> None:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except FileExistsError:
+            raise PermanentError(f"put {path}: a parent is not a directory") from None
+        except OSError as exc:
+            raise _translate(exc, f"make parents of {path}") from None
+
+    def make_dir(self, path: str) -> None:
+        if path:
+            self._makedirs(self._full(path), path)
+
+    def list_files(self, dir_path: str) -> Iterator[TargetStat]:
+        folder = self._full(dir_path) if dir_path else self.root
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise _translate(exc, f"list {dir_path}") from None
+        for entry in entries:
+            if names.is_temp_name(entry.name):
+                continue
+            try:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield TargetStat(entry.name, st.st_size, st.st_mtime_ns)
+
+    def close(self) -> None:
+        pass
+
+
+def _pathconf(path: str, name: str, default: int) -> int:
+    """A limit of the file system holding ``path`` (or its nearest existing ancestor)."""
+    while True:
+        try:
+            return os.pathconf(path, name)
+        except FileNotFoundError:
+            if path == os.path.dirname(path):
+                return default
+            path = os.path.dirname(path)
+        except (OSError, ValueError):
+            return default
+
+
+def _translate(exc: OSError, what: str) -> CopierError:
+    """Classify once: names, a full or read-only disk, passing trouble, the rest."""
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, CopierError):
+        return exc
+    if exc.errno in _NAME_ERRNOS:
+        return NameNotAllowed(f"{what}: the file system refuses the name ({reason})")
+    if exc.errno in _FULL_ERRNOS:
+        return BackendUnavailable(f"{what}: {reason}")
+    if exc.errno in _TRANSIENT_ERRNOS:
+        return TransientError(f"{what}: {reason}")
+    if isinstance(exc, (IsADirectoryError, NotADirectoryError, FileExistsError)):
+        return PermanentError(f"{what}: a directory and a file share the name ({reason})")
+    return PermanentError(f"{what}: {reason}")
