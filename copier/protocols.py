@@ -75,12 +75,20 @@ class StateStore(Protocol):
         """A consistent snapshot of the counters."""
 
     # -- intake and dealing ---------------------------------------------------------------
-    def take_batch(self, slot: int, max_items: int, max_cost: int, per_file: int, per_byte: float) -> Batch | None:
+    def take_batch(self, slot: int, max_items: int, max_cost: int, per_file: int, per_byte: float,
+                   *, max_bytes: int | None = None) -> Batch | None:
         """Atomically pop up to ``max_items`` items from the intake (stopping before the
-        batch's cost would pass ``max_cost``, but always taking at least one), allocate a
-        fresh batch id, record the batch as *pending* for ``slot``, add its cost to the
-        slot's ``assigned_cost`` and count it in ``batches_dealt``. None if the intake is
-        empty."""
+        batch's cost would pass ``max_cost``, or, when ``max_bytes`` is given, before the sum
+        of its items' encoded sizes would pass ``max_bytes``, but always taking at least one),
+        allocate a fresh batch id, record the batch as *pending* for ``slot``, add its cost to
+        the slot's ``assigned_cost`` and count it in ``batches_dealt``. None if the intake is
+        empty.
+
+        An item's encoded size bounds its entry ``["<path>",size,mtime_ns,mode,verify],`` in
+        ``Batch.encode``'s JSON, escapes counted at their worst: with
+        ``p = path.encode("utf-8", "surrogateescape")`` it is ``len(p)``, plus 5 for every byte
+        of ``p`` below 0x20 (a 6-byte ``\\u00XX``), plus 1 for every ``"`` or ``\\`` in ``p``,
+        plus the digits of ``size``, ``mtime_ns`` and ``mode`` (with any ``-``), plus 10."""
 
     def pending_batches(self) -> list[Batch]:
         """Batches taken but not yet marked sent (a controller died in between)."""
@@ -238,6 +246,10 @@ class Lister(Protocol):
 
     def list_files(self, dir_path: str) -> Iterable[TargetStat]:
         """Files directly under ``dir_path`` (names only, not paths). Empty if missing."""
+
+    def is_empty(self) -> bool:
+        """True if nothing at all is stored under the target's root (or it does not exist):
+        a walk into an empty target needs no per-file checks."""
 
 
 @runtime_checkable

@@ -192,6 +192,16 @@ class AzureBlobTarget:
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, f"list {dir_path or '/'}") from None
 
+    def is_empty(self) -> bool:
+        start = self.location.prefix.rstrip("/") + "/" if self.location.prefix else None
+        try:
+            pages = self._container.list_blobs(name_starts_with=start, results_per_page=1).by_page()
+            return next(iter(next(pages, [])), None) is None
+        except ResourceNotFoundError:
+            return True
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, "list the target prefix") from None
+
     def close(self) -> None:
         if self._fast is not None:
             self._fast.close()

@@ -267,5 +267,33 @@ class AzureFilesTarget:
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, f"list {dir_path or '/'}") from None
 
+    def is_empty(self) -> bool:
+        client = self._share.get_directory_client(self.location.prefix)
+        try:
+            return next(iter(client.list_directories_and_files(results_per_page=1)), None) is None
+        except HttpResponseError as exc:
+            if exc.status_code == 404:
+                return True
+            raise translate(exc, "list the target root") from None
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, "list the target root") from None
+
+    def sweep(self, path: str) -> int:
+        folder, _, name = self._full(path).rpartition("/")
+        client = self._share.get_directory_client(folder)
+        removed = 0
+        try:
+            for item in client.list_directories_and_files(name_starts_with=names.temp_prefix(name)):
+                if not getattr(item, "is_directory", False) and names.is_temp_name(item.name):
+                    self._discard(self._share.get_file_client(names.join(folder, item.name)))
+                    removed += 1
+        except HttpResponseError as exc:
+            if exc.status_code == 404:
+                return 0
+            raise translate(exc, f"sweep {path}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, f"sweep {path}") from None
+        return removed
+
     def close(self) -> None:
         self._service.close()

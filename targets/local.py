@@ -142,6 +142,36 @@ class LocalTarget:
                 continue
             yield TargetStat(entry.name, st.st_size, st.st_mtime_ns)
 
+    def is_empty(self) -> bool:
+        try:
+            with os.scandir(self.root) as it:
+                return next(it, None) is None
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            raise _translate(exc, "list the target root") from None
+
+    def sweep(self, path: str) -> int:
+        folder, name = os.path.split(self._full(path))
+        prefix = names.temp_prefix(name)
+        removed = 0
+        try:
+            with os.scandir(folder) as it:
+                leftovers = [e.path for e in it if e.name.startswith(prefix) and names.is_temp_name(e.name)]
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        except OSError as exc:
+            raise _translate(exc, f"sweep {path}") from None
+        for leftover in leftovers:
+            try:
+                os.unlink(leftover)
+                removed += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise _translate(exc, f"sweep {path}") from None
+        return removed
+
     def close(self) -> None:
         pass
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 
@@ -36,9 +37,15 @@ def parent(path: str) -> str:
     return path.rpartition("/")[0]
 
 
+def temp_prefix(name: str) -> str:
+    """What every temporary name for ``name`` starts with, and no other name's does."""
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=4).hexdigest()
+    return f".{name[:40]}.{digest}.copier-"
+
+
 def temp_name(name: str) -> str:
     """A hidden sibling name for writing ``name`` aside; short enough for any file system."""
-    return f".{name[:40]}.copier-{secrets.token_hex(6)}.tmp"
+    return f"{temp_prefix(name)}{secrets.token_hex(6)}.tmp"
 
 
 def is_temp_name(name: str) -> bool:

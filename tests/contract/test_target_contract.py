@@ -32,6 +32,7 @@ class Case:
     raw_names: Callable[[str], list[str]]  # every name directly in a folder, temp names included
     good_names: list[str] = field(default_factory=list)
     bad_names: list[str] = field(default_factory=list)
+    plant: Callable[[str, bytes], None] | None = None  # store raw bytes under a path, bypassing the target
 
 
 # -- local ------------------------------------------------------------------------------------
@@ -43,9 +44,13 @@ def local_case(root: Path) -> Case:
         path = root / folder
         return sorted(os.listdir(path)) if path.is_dir() else []
 
+    def plant(path: str, data: bytes) -> None:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(data)
+
     return Case(target, lambda p: (root / p).read_bytes(), lambda p: None, raw_names,
                 good_names=AWKWARD + ["question?mark", "back\\slash", "trailing."],
-                bad_names=["x" * 300, "dir/" + "y" * 256 + "/f", "a/../b", "a//b", "nul\x00byte"])
+                bad_names=["x" * 300, "dir/" + "y" * 256 + "/f", "a/../b", "a//b", "nul\x00byte"], plant=plant)
 
 
 # -- blob ---------------------------------------------------------------------------------------
@@ -106,7 +111,8 @@ def files_case(emulator, share: str) -> Case:
                 good_names=AWKWARD,
                 bad_names=["q?mark", "a:b", 'quote"', "pipe|", "lt<", "star*", "back\\slash", "trailing.",
                            "dir./f", "trailing ", "x" * 256, "/".join(["d" * 200] * 11), "ctl\x1fchar",
-                           "a/../b"])
+                           "a/../b"],
+                plant=lambda p, data: file(p).upload_file(data))
 
 
 @pytest.fixture(params=["local", "blob", "files"])
@@ -296,3 +302,28 @@ def test_concurrent_puts_into_one_new_folder_all_land(case: Case) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda p: case.target.put(p, BytesPayload(p.encode(), MTIME)), paths))
     assert sorted(s.name for s in case.target.list_files("race/x/y")) == sorted(p.rpartition("/")[2] for p in paths)
+
+
+
+def test_is_empty_until_something_is_put(case: Case) -> None:
+    assert case.target.is_empty()
+    case.target.put("sub dir/first.txt", BytesPayload(b"x", MTIME))
+    assert not case.target.is_empty()
+
+
+def test_sweep_removes_leftover_temp_files_of_that_path_only(case: Case) -> None:
+    from copier.protocols import Sweeper
+    from targets import names
+
+    if case.plant is None:
+        assert not isinstance(case.target, Sweeper)
+        pytest.skip("this target commits whole objects in place: nothing is ever left to sweep")
+    for name in ("keep.txt", "other.txt"):
+        case.target.put(f"d/{name}", BytesPayload(name.encode(), MTIME))
+        case.plant(f"d/{names.temp_name(name)}", b"partial")
+    assert len(case.raw_names("d")) == 4
+    assert case.target.sweep("d/keep.txt") == 1
+    assert case.target.sweep("d/keep.txt") == 0
+    assert case.target.sweep("d/other.txt") == 1
+    assert case.raw_names("d") == ["keep.txt", "other.txt"]
+    assert case.read_back("d/keep.txt") == b"keep.txt"
