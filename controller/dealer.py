@@ -21,6 +21,17 @@ from copier.models import Batch, Phase, SlotInfo
 from copier.phase import job_phase
 from copier.protocols import Frontier, QueueFactory, StateStore
 
+# The most a batch may hold, in take_batch's encoded sizes, so its message always fits in
+# MAX_BODY_BYTES (64,512). The message is base64(zlib(json)):
+# - json <= 48,128 + 128 = 48,256 bytes: each item's encoded size bounds its JSON entry with
+#   every escape at its worst (6 bytes for a control byte, 2 for " or a backslash), and the rest,
+#   {"v":1,"id":"b<seq>","s":<slot>,"c":<cost>,"i":[...]}, is 33 bytes and three numbers (< 128);
+# - zlib <= compressBound(n) = n + n/4096 + n/16384 + n/2**25 + 13 = 48,282 bytes (zlib.h: what
+#   does not compress goes into stored blocks; the level does not matter);
+# - base64 makes 4 * ceil(z / 3) = 64,376 <= 64,512 ASCII characters.
+# take_batch always takes one item even past the bound; that one alone fits while its path is
+# under 8,000 bytes (all control bytes, the worst case); Linux's PATH_MAX is 4,096.
+BATCH_MAX_BYTES = 47 * 1024
 
 
 class Dealer:
@@ -56,7 +67,8 @@ class Dealer:
         if slot is None:
             return False
         t = self.tuning
-        batch = self.state.take_batch(slot, t.batch_max_items, t.batch_max_cost, t.cost_per_file, t.cost_per_byte)
+        batch = self.state.take_batch(slot, t.batch_max_items, t.batch_max_cost, t.cost_per_file, t.cost_per_byte,
+                                      max_bytes=BATCH_MAX_BYTES)
         if batch is None:
             return False
         self._send(batch)

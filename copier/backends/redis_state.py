@@ -116,16 +116,28 @@ redis.call('HSET', KEYS[1], 'job', ARGV[1], 'source', ARGV[2], 'target', ARGV[3]
 return {}
 """
 
-# KEYS intake, batch_seq, pending, slots, counters; ARGV slot, max_items, max_cost, per_file, per_byte
+# KEYS intake, batch_seq, pending, slots, counters
+# ARGV slot, max_items, max_cost, per_file, per_byte, max_bytes ('' for no limit)
+# An item is "<size>\t<mtime_ns>\t<mode>\t<verify>\t<path>" (codec.encode_item); its JSON entry
+# '["<path>",<size>,<mtime_ns>,<mode>,<verify>],' has the same digits and path, 5 bytes more of
+# punctuation, and 5 more per control byte of the path (\u00XX; the 4 tabs are not the path's)
+# and 1 more per '"' or '\' in it: the encoded size of protocols.StateStore.take_batch.
 _TAKE_BATCH = LUA_COMMON + """
 local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 if #items == 0 then return false end
 local max_cost, per_file, per_byte = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local cost, n = 0, 0
+local max_bytes = tonumber(ARGV[6])
+local cost, size, n = 0, 0, 0
 for i, item in ipairs(items) do
   local c = per_file + math.floor(tonumber(string.match(item, '^%d+')) * per_byte)
-  if n > 0 and cost + c > max_cost then break end
-  cost, n = cost + c, i
+  local b = 0
+  if max_bytes then
+    local _, control = string.gsub(item, '[%z\\1-\\31]', '')
+    local _, quotes = string.gsub(item, '["\\\\]', '')
+    b = #item + 5 + 5 * (control - 4) + quotes
+  end
+  if n > 0 and (cost + c > max_cost or (max_bytes and size + b > max_bytes)) then break end
+  cost, size, n = cost + c, size + b, i
 end
 redis.call('LTRIM', KEYS[1], n, -1)
 local id = 'b' .. redis.call('INCR', KEYS[2])
@@ -273,10 +285,12 @@ class RedisStateStore:
 
     # -- intake and dealing ---------------------------------------------------------------
     @translated
-    def take_batch(self, slot: int, max_items: int, max_cost: int, per_file: int, per_byte: float) -> Batch | None:
+    def take_batch(self, slot: int, max_items: int, max_cost: int, per_file: int, per_byte: float,
+                   *, max_bytes: int | None = None) -> Batch | None:
         k = self.keys
         got = self._take_batch(keys=[k.intake, k.batch_seq, k.pending, k.slots, k.counters],
-                               args=[slot, max(1, max_items), max_cost, per_file, repr(float(per_byte))])
+                               args=[slot, max(1, max_items), max_cost, per_file, repr(float(per_byte)),
+                                     "" if max_bytes is None else int(max_bytes)])
         if not got:
             return None
         batch_id, cost, body = got

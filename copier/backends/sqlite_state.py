@@ -40,18 +40,21 @@ class SqliteStateStore:
         return Counters(**dict(zip(COUNTER_COLUMNS, rows[0]))) if rows else Counters()
 
     # -- intake and dealing ---------------------------------------------------------------
-    def take_batch(self, slot: int, max_items: int, max_cost: int, per_file: int, per_byte: float) -> Batch | None:
+    def take_batch(self, slot: int, max_items: int, max_cost: int, per_file: int, per_byte: float,
+                   *, max_bytes: int | None = None) -> Batch | None:
         with self.db.write() as conn:
             rows = conn.execute("SELECT id, size, item FROM intake_items WHERE job = ? ORDER BY id LIMIT ?",
                                 (self.job, max(1, max_items))).fetchall()
             if not rows:
                 return None
-            cost, taken = 0, []
+            cost, nbytes, taken = 0, 0, []
             for row_id, size, raw in rows:
                 item_cost = per_file + int(size * per_byte)
-                if taken and cost + item_cost > max_cost:
+                item_bytes = 0 if max_bytes is None else _encoded_size(raw)
+                too_big = max_bytes is not None and nbytes + item_bytes > max_bytes
+                if taken and (cost + item_cost > max_cost or too_big):
                     break
-                cost, last_id = cost + item_cost, row_id
+                cost, nbytes, last_id = cost + item_cost, nbytes + item_bytes, row_id
                 taken.append(raw)
             conn.execute("DELETE FROM intake_items WHERE job = ? AND id <= ?", (self.job, last_id))
             bump(conn, self.job, batches_dealt=1, items_waiting=-len(taken), batch_seq=1)
@@ -171,6 +174,19 @@ class SqliteStateStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+_CONTROL = bytes(range(0x20))
+
+
+def _encoded_size(raw: bytes) -> int:
+    """The encoded size (protocols.StateStore.take_batch) of an item stored as ``raw``
+    (codec.encode_item: ``<size>\\t<mtime_ns>\\t<mode>\\t<verify>\\t<path>``). Its JSON entry
+    ``["<path>",<size>,<mtime_ns>,<mode>,<verify>],`` has the same digits and path and 5 bytes
+    more of punctuation, plus 5 per control byte of the path (the 4 tabs are not the path's)
+    and 1 per ``"`` or ``\\`` in it. The same sum as the Lua of the Redis store."""
+    control = len(raw) - len(raw.translate(None, _CONTROL)) - 4
+    return len(raw) + 5 + 5 * control + raw.count(b'"') + raw.count(b"\\")
 
 
 def _pairs(failures: Sequence[Failure]) -> list[tuple[bytes, bytes]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -247,3 +248,46 @@ def test_two_jobs_in_one_store_are_isolated(backend, unique):
     assert two.complete_batch(BatchOutcome(batch.id, 0, 1, files_done=2)) is True  # other job's id space
     assert one.counters().files_done == 0 and two.counters().files_done == 2
     assert two.spec().source == "/other"
+
+
+def encoded_size(item: WorkItem) -> int:
+    """An item's encoded size as the take_batch contract defines it."""
+    p = item.path.encode("utf-8", "surrogateescape")
+    control = sum(b < 0x20 for b in p)
+    digits = len(str(item.size)) + len(str(item.mtime_ns)) + len(str(item.mode))
+    return len(p) + 5 * control + p.count(b'"') + p.count(b"\\") + digits + 10
+
+
+def test_take_batch_stops_before_max_bytes_but_takes_at_least_one(backend, unique):
+    paths = ["plain", "d/tab\there\x1f", 'quote"back\\slash', "d\u00e9/\u4e2d\U0001f600\udcff", "x" * 3000, "e"]
+    items = [WorkItem(p, 10 ** i, -5 if i == 2 else 1_700_000_000_000_000_000 + i, 0o100644, verify=i % 2 == 1)
+             for i, p in enumerate(paths)]
+    for it in items:  # the size bounds the item's entry in Batch.encode's JSON (and its comma)
+        entry = json.dumps([it.path, it.size, it.mtime_ns, it.mode, int(it.verify)], ensure_ascii=False,
+                           separators=(",", ":")).encode("utf-8", "surrogateescape")
+        assert len(entry) + 1 <= encoded_size(it)
+    sizes = [encoded_size(it) for it in items]
+    frontier = backend.frontier(unique)
+    frontier.seed_root()
+    assert frontier.commit(frontier.claim("seeder", LEASE_S), ListingPage((), tuple(items), (), 0, True))
+    state = backend.state(unique)
+    exactly = state.take_batch(0, 100, 10**9, 1, 0.0, max_bytes=sizes[0] + sizes[1])
+    assert exactly.items == tuple(items[0:2])  # reaching max_bytes is allowed, passing it is not
+    stops_before = state.take_batch(0, 100, 10**9, 1, 0.0, max_bytes=sizes[2] + sizes[3] - 1)
+    assert stops_before.items == (items[2],)
+    assert state.take_batch(1, 100, 10**9, 1, 0.0, max_bytes=1).items == (items[3],)  # at least one
+    assert state.take_batch(1, 100, 10**9, 1, 0.0, max_bytes=0).items == (items[4],)
+    assert state.take_batch(1, 100, 10**9, 1, 0.0, max_bytes=None).items == (items[5],)
+    assert state.take_batch(0, 100, 10**9, 1, 0.0, max_bytes=10**6) is None
+    c = state.counters()
+    assert (c.batches_dealt, c.items_waiting) == (5, 0)
+    assert state.pending_batches()[0] == exactly
+
+
+def test_take_batch_with_max_bytes_still_respects_max_items_and_cost(backend, unique):
+    items = fill_intake(backend, unique, [10, 10, 10, 1000, 10])
+    state = backend.state(unique)
+    assert state.take_batch(0, 2, 10**6, 5, 1.0, max_bytes=10**6).items == tuple(items[0:2])
+    assert state.take_batch(0, 100, 40, 5, 1.0, max_bytes=10**6).items == (items[2],)
+    bound = encoded_size(items[3]) + encoded_size(items[4])
+    assert state.take_batch(0, 100, 10**6, 5, 1.0, max_bytes=bound).items == tuple(items[3:5])
