@@ -52,13 +52,17 @@ class Dealer:
         for batch in self.state.pending_batches():
             self._send(self._live_or_same(batch))
         while not self.stop.is_set():
-            dealt = self.deal_once()
-            if dealt:
+            try:
+                if self.deal_once():
+                    continue
+                self.frontier.requeue_expired()
+                if self.exit_when_dealt and self._nothing_left_to_deal():
+                    self.log.info("dealing_finished", batches_sent=self.batches_sent)
+                    return
+            except TransientError as exc:
+                self.log.warning("controller_backing_off", error=str(exc))
+                self.stop.wait(1.0)
                 continue
-            self.frontier.requeue_expired()
-            if self.exit_when_dealt and self._nothing_left_to_deal():
-                self.log.info("dealing_finished", batches_sent=self.batches_sent)
-                return
             self.stop.wait(self.tuning.idle_poll_s)
 
     def deal_once(self) -> bool:

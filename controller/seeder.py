@@ -3,13 +3,16 @@
     claim a node → list one page of it → commit the page (subdirs, file items, failures)
     → next page or next node, until the frontier is exhausted.
 
-Any number of seeders may walk one tree. A page is committed as one unit under the node's
-lease, so a seeder killed halfway leaves its node to be taken again (from the last committed
-cursor) and no file item is handed on twice. Symlinks are never followed.
+Any number of seeders may walk one tree. A directory is listed in name order and each page
+is committed as one unit under the node's lease, with the last name it covers as the cursor:
+a seeder killed halfway leaves its node to be taken again after that name, so no file item is
+handed on twice and none is skipped, even if the directory changed in between. Symlinks are
+never followed.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import stat as stat_mod
 import threading
@@ -17,7 +20,8 @@ from collections.abc import Iterator
 
 from copier import log
 from copier.config import Tuning
-from copier.models import DirLease, Failure, JobSpec, ListingPage, WorkItem
+from copier.errors import TransientError
+from copier.models import DirLease, Failure, JobSpec, ListingPage, WorkItem, decode_cursor, encode_cursor
 from copier.protocols import Frontier, Lister, StateStore, Target
 
 _SPECIAL = (
@@ -26,6 +30,12 @@ _SPECIAL = (
     (stat_mod.S_ISCHR, "character device; not a regular file"),
     (stat_mod.S_ISBLK, "block device; not a regular file"),
 )
+
+
+class _Unlistable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _join(parent: str, name: str) -> str:
@@ -59,19 +69,23 @@ class Seeder:
         """Walk until the frontier is exhausted or ``stop`` is set."""
         self.log.info("seeder_started", fresh_target=self._target_fresh)
         while not self.stop.is_set():
-            if self.state.counters().items_waiting >= self.tuning.intake_high_water:
-                self.stop.wait(self.tuning.idle_poll_s)  # backpressure: let the dealer catch up
-                continue
-            lease = self.frontier.claim(self.owner, self.tuning.dir_lease_s)
-            if lease is None:
-                if self.frontier.requeue_expired():
+            try:
+                if self.state.counters().items_waiting >= self.tuning.intake_high_water:
+                    self.stop.wait(self.tuning.idle_poll_s)  # backpressure: let the dealer catch up
                     continue
-                if self.frontier.exhausted():
-                    self.log.info("walk_finished", pages=self.pages)
-                    return
-                self.stop.wait(self.tuning.idle_poll_s)
-                continue
-            self.walk_node(lease)
+                lease = self.frontier.claim(self.owner, self.tuning.dir_lease_s)
+                if lease is None:
+                    if self.frontier.requeue_expired():
+                        continue
+                    if self.frontier.exhausted():
+                        self.log.info("walk_finished", pages=self.pages)
+                        return
+                    self.stop.wait(self.tuning.idle_poll_s)
+                    continue
+                self.walk_node(lease)
+            except TransientError as exc:  # the node's lease runs out and it is listed again
+                self.log.warning("seeder_backing_off", error=str(exc))
+                self.stop.wait(1.0)
 
     def walk_node(self, lease: DirLease) -> None:
         """List one node page by page, committing each page under the lease."""
@@ -99,48 +113,67 @@ class Seeder:
             self.log.warning("target_list_failed", path=rel, error=str(exc))
             return True
 
-    def _pages(self, rel: str, cursor: int, verify: bool) -> Iterator[ListingPage]:
-        """Pages of at most ``page_entries`` entries, starting after ``cursor`` entries."""
+    def _pages(self, rel: str, cursor: str, verify: bool) -> Iterator[ListingPage]:
+        """Pages of at most ``page_entries`` entries in name order, after the ``cursor`` name."""
         full = os.path.join(self.spec.source, rel) if rel else self.spec.source
-        try:
-            scan = os.scandir(full)
-        except FileNotFoundError:
-            yield ListingPage((), (), (Failure(rel or ".", "directory vanished before it was listed", "dir"),))
-            return
-        except NotADirectoryError:
-            yield ListingPage((), (), (Failure(rel or ".", "no longer a directory", "dir"),))
-            return
-        except OSError as exc:
-            yield ListingPage((), (), (Failure(rel or ".", f"cannot list directory: {exc.strerror or exc}", "dir"),))
-            return
         subdirs: list[str] = []
         files: list[WorkItem] = []
         failures: list[Failure] = []
-        consumed = 0
-        saw_entries = False
-        with scan:
-            for entry in scan:
-                consumed += 1
-                if consumed <= cursor:
-                    continue
-                saw_entries = True
-                self._classify(rel, entry, verify, subdirs, files, failures)
-                if len(subdirs) + len(files) + len(failures) >= self.tuning.page_entries:
-                    yield ListingPage(tuple(subdirs), tuple(files), tuple(failures), cursor=consumed, last=False)
-                    subdirs, files, failures = [], [], []
-        if cursor == 0 and not saw_entries and rel and self.target.has_directories:
-            self.target.make_dir(rel)  # an empty source folder exists at the target too
-        yield ListingPage(tuple(subdirs), tuple(files), tuple(failures), cursor=consumed, last=True)
+        last_name = ""
+        holds_content = False
+        try:
+            for chunk in self._names_after(full, decode_cursor(cursor)):
+                for name in chunk:
+                    last_name = name
+                    self._classify(rel, full, name, verify, subdirs, files, failures)
+                    holds_content = holds_content or bool(subdirs or files)
+                    if len(subdirs) + len(files) + len(failures) >= self.tuning.page_entries:
+                        yield ListingPage(tuple(subdirs), tuple(files), tuple(failures),
+                                          cursor=encode_cursor(name), last=False)
+                        subdirs, files, failures = [], [], []
+        except _Unlistable as exc:
+            yield ListingPage((), (), (Failure(rel or ".", exc.reason, "dir"),))
+            return
+        if not cursor and not holds_content and rel and self.target.has_directories:
+            self.target.make_dir(rel)  # a folder with no files or folders exists at the target too
+        yield ListingPage(tuple(subdirs), tuple(files), tuple(failures),
+                          cursor=encode_cursor(last_name) if last_name else cursor, last=True)
 
-    def _classify(self, rel: str, entry: os.DirEntry, verify: bool,
+    def _names_after(self, full: str, after: str | None) -> Iterator[list[str]]:
+        """The directory's names greater than ``after``, sorted, in chunks of at most
+        ``sort_names_max`` (one pass over the directory per chunk: memory stays bounded)."""
+        cap = self.tuning.sort_names_max
+        while True:
+            names: list[str] = []
+            try:
+                with os.scandir(full) as it:
+                    for entry in it:
+                        if after is None or entry.name > after:
+                            names.append(entry.name)
+                            if len(names) >= 2 * cap:
+                                names = heapq.nsmallest(cap, names)
+            except FileNotFoundError:
+                raise _Unlistable("directory vanished before it was listed") from None
+            except NotADirectoryError:
+                raise _Unlistable("no longer a directory") from None
+            except OSError as exc:
+                raise _Unlistable(f"cannot list directory: {exc.strerror or exc}") from None
+            names.sort()
+            more = len(names) > cap
+            yield names[:cap] if more else names
+            if not more:
+                return
+            after = names[cap - 1]
+
+    def _classify(self, rel: str, full: str, name: str, verify: bool,
                   subdirs: list[str], files: list[WorkItem], failures: list[Failure]) -> None:
-        path = _join(rel, entry.name)
-        if not _valid_name(entry.name):
+        path = _join(rel, name)
+        if not _valid_name(name):
             failures.append(Failure(path.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"),
                                     "name is not valid UTF-8; no target can hold it", "file"))
             return
         try:
-            st = entry.stat(follow_symlinks=False)
+            st = os.lstat(os.path.join(full, name))
         except FileNotFoundError:
             failures.append(Failure(path, "vanished while its directory was listed", "file"))
             return

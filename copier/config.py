@@ -29,6 +29,7 @@ class Tuning(BaseModel):
     deal_ahead_batches: int = Field(8, ge=1, description="batches a slot may hold beyond what it finished")
     intake_high_water: int = Field(200_000, ge=1000, description="items waiting before seeders pause")
     page_entries: int = Field(5000, ge=10, description="directory entries per committed listing page")
+    sort_names_max: int = Field(1_000_000, ge=100, description="names of one directory sorted in memory at once")
     worker_concurrency: int = Field(16, ge=1, le=512, description="copies in flight in one worker")
     receive_max: int = Field(32, ge=1, le=32)
     visibility_timeout_s: float = Field(300.0, ge=1)

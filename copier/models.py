@@ -35,11 +35,12 @@ class WorkItem:
 
 @dataclass(frozen=True, slots=True)
 class DirNode:
-    """One directory waiting on the frontier. ``cursor`` counts the entries already
-    committed by earlier pages of a directory whose listing was interrupted."""
+    """One directory waiting on the frontier. ``cursor`` is empty, or the last name committed
+    by earlier pages of a directory whose listing was interrupted (pages go in name order,
+    so a directory changed in between is neither skipped nor listed twice)."""
 
     path: str
-    cursor: int = 0
+    cursor: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +60,22 @@ class ListingPage:
     subdirs: tuple[str, ...]
     files: tuple[WorkItem, ...]
     failures: tuple[Failure, ...] = ()
-    # Entries consumed so far in this directory (the next page starts here).
-    cursor: int = 0
+    # The last name this page covers (the next page starts after it), as encode_cursor gives it.
+    cursor: str = ""
     # True when this page ends the directory's listing.
     last: bool = True
+
+
+def encode_cursor(name: str) -> str:
+    """A name as a cursor: hex, so it holds no separator and never looks like a number."""
+    return "x" + name.encode("utf-8", "surrogateescape").hex()
+
+
+def decode_cursor(cursor: str) -> str | None:
+    """The name a cursor stands for, or None for the start of the directory."""
+    if not cursor:
+        return None
+    return bytes.fromhex(cursor[1:]).decode("utf-8", "surrogateescape")
 
 
 class Order(StrEnum):

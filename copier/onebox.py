@@ -26,8 +26,15 @@ def copy(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, stop
          *, quiet: bool, rescan: bool) -> int:
     existing = backends.state.spec()
     if existing is not None and rescan:
-        backends = _reset(backends)
+        _sqlite_only(backends, "--rescan")
+        from copier.backends.sqlite_state import purge_job
+
+        purge_job(backends.state)  # type: ignore[arg-type]
         existing = None
+    if existing is not None and backends.kind == "sqlite":
+        from copier.backends.sqlite_state import recover_embedded
+
+        recover_embedded(backends.state)  # type: ignore[arg-type]
     spec = backends.state.register(spec)
     frontier = backends.frontier(spec.order)
     if existing is not None and job_phase(frontier, backends.state) == Phase.DONE:
@@ -48,18 +55,9 @@ def copy(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, stop
     return _summary(spec, backends, result)
 
 
-def _reset(backends: Backends) -> Backends:
+def _sqlite_only(backends: Backends, what: str) -> None:
     if backends.kind != "sqlite":
-        raise ConfigError("--rescan works on the embedded state; on Redis start a new --job")
-    path = getattr(backends.state, "db_path", None) or getattr(backends.state, "path", None)
-    backends.close()
-    if path:
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.remove(f"{path}{suffix}")
-            except FileNotFoundError:
-                pass
-    return open_backends(backends.job, redis_url=None, state_path=path)
+        raise ConfigError(f"{what} works on the embedded state; on Redis start a new --job")
 
 
 def _summary(spec: JobSpec, backends: Backends, result: RunResult) -> int:
@@ -78,7 +76,7 @@ def _summary(spec: JobSpec, backends: Backends, result: RunResult) -> int:
         total = c.files_failed + c.entries_failed
         if total > len(failures):
             lines.append(f"    … {total - len(failures)} more: copier failures --job {spec.job}"
-                         + (f" --state {getattr(backends.state, 'db_path', '')}" if backends.kind == "sqlite" else ""))
+                         + (f" --state {backends.state.db.path}" if backends.kind == "sqlite" else ""))  # type: ignore[attr-defined]
     for err in result.errors:
         lines.append(f"  error: {log.scrub(err)}")
     if result.stopped and not result.errors:

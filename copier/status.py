@@ -11,8 +11,8 @@ from copier.protocols import Frontier, QueueFactory, StateStore
 
 
 def status_document(job: str, frontier: Frontier, state: StateStore, queues: QueueFactory | None) -> dict[str, Any]:
+    phase = job_phase(frontier, state)  # reads the counters after the frontier: never DONE early
     counters = state.counters()
-    phase = job_phase(frontier, state, counters)
     spec = state.spec()
     now = time.time()
     workers = []

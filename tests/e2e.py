@@ -135,3 +135,47 @@ def base_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     env.update(extra)
     return env
+
+
+def files_digest(connection_string: str, share: str, base: str) -> dict[str, tuple[int, str]]:
+    """Every file under ``share/base`` on an Azure Files endpoint, read back through the SDK."""
+    from azure.storage.fileshare import ShareServiceClient
+
+    client = ShareServiceClient.from_connection_string(connection_string).get_share_client(share)
+    result: dict[str, tuple[int, str]] = {}
+    pending = [base]
+    while pending:
+        folder = pending.pop()
+        for entry in client.get_directory_client(folder).list_directories_and_files():
+            path = f"{folder}/{entry['name']}" if folder else entry["name"]
+            if entry["is_directory"]:
+                pending.append(path)
+            else:
+                data = client.get_file_client(path).download_file().readall()
+                result[path[len(base) + 1:] if base else path] = (len(data), hashlib.md5(data).hexdigest())
+    return result
+
+
+def files_dirs(connection_string: str, share: str, base: str) -> set[str]:
+    from azure.storage.fileshare import ShareServiceClient
+
+    client = ShareServiceClient.from_connection_string(connection_string).get_share_client(share)
+    found: set[str] = set()
+    pending = [base]
+    while pending:
+        folder = pending.pop()
+        for entry in client.get_directory_client(folder).list_directories_and_files():
+            if entry["is_directory"]:
+                path = f"{folder}/{entry['name']}"
+                found.add(path[len(base) + 1:])
+                pending.append(path)
+    return found
+
+
+def dir_calls_from_logs(text: str) -> int:
+    calls = 0
+    for line in text.splitlines():
+        if '"worker_stopped"' in line:
+            value = json.loads(line).get("dir_calls")
+            calls += value or 0
+    return calls

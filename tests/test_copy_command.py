@@ -60,9 +60,17 @@ def _check_resumed_exactly(tree: Path, landed: dict, state: Path, job: str) -> N
     assert c.bytes_done == sum(size for size, _ in expected.values())
 
 
+def _default_timeouts(env: dict[str, str]) -> dict[str, str]:
+    """The shipped visibility timeout (300 s) and leases: a resume must not wait them out."""
+    for key in ("COPIER_VISIBILITY_TIMEOUT_S", "COPIER_DIR_LEASE_S", "COPIER_SLOT_LEASE_S"):
+        env.pop(key, None)
+    return env
+
+
+@pytest.mark.timeout(150)
 def test_kill_9_then_rerun_resumes_to_a_byte_identical_local_tree(tree, tmp_path):
     dest, state, job = tmp_path / "dest", tmp_path / "state.sqlite", "resume-local"
-    env = e2e.base_env(COPIER_WORKER_CONCURRENCY="2")
+    env = _default_timeouts(e2e.base_env(COPIER_WORKER_CONCURRENCY="2"))
     args = [str(tree), str(dest), "--state", str(state), "--job", job, "--quiet"]
     _kill_midway(args, env, state, job, at_files=300)
     assert _counters(state, job).files_done < 3000
@@ -114,3 +122,21 @@ def test_dry_run_counts_and_writes_nothing(tree, tmp_path):
     assert f"would copy {len(expected)} files" in result.stdout
     assert "a link" in result.stdout and "symbolic link" in result.stdout
     assert not dest.exists()
+
+
+def test_rescan_copies_only_what_changed(tree, tmp_path):
+    work = tmp_path / "src"
+    gentree.generate(work, "sample", seed=5)
+    dest, state = tmp_path / "dest", tmp_path / "state.sqlite"
+    env = e2e.base_env()
+    args = [str(work), str(dest), "--state", str(state), "--job", "r", "--quiet"]
+    assert _copy(args, env).returncode == 0
+    total = _counters(state, "r").files_total
+    changed = sorted(p for p in work.rglob("*") if p.is_file())[0]
+    changed.write_bytes(b"changed content")
+    (work / "brand new.txt").write_bytes(b"new")
+
+    assert _copy(args + ["--rescan"], env).returncode == 0
+    c = _counters(state, "r")
+    assert (c.files_total, c.files_done, c.files_skipped) == (total + 1, 2, total - 1)
+    assert e2e.local_digest(dest) == e2e.source_digest(work)

@@ -35,6 +35,10 @@ class _InHand:
     pending: int
     received_at: float
     outcomes: list[Outcome] = field(default_factory=list)
+    # Held across extend-and-assign and across complete-and-delete, so a delete never uses a
+    # receipt that an extension has just replaced.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
 
 
 class Worker:
@@ -70,13 +74,18 @@ class Worker:
         keeper.start()
         try:
             while not self.stop.is_set() and self._fatal is None:
-                if self.drain_once(self._queue(self.slot), check_all=False):
+                try:
+                    if self.drain_once(self._queue(self.slot), check_all=False):
+                        continue
+                    if self._take_over_one():
+                        continue
+                    if self._idle_and_done():
+                        self.log.info("job_done")
+                        return
+                except TransientError as exc:
+                    self.log.warning("worker_backing_off", error=str(exc))
+                    self.stop.wait(1.0)
                     continue
-                if self._take_over_one():
-                    continue
-                if self._idle_and_done():
-                    self.log.info("job_done")
-                    return
                 self.stop.wait(self.tuning.idle_poll_s)
         finally:
             self._finish_in_hand()
@@ -85,6 +94,7 @@ class Worker:
             for slot in list(self._slots_held):
                 self.state.release_slot(slot, self.id)
             keeper.join(timeout=5)
+            self.log.info("worker_stopped", dir_calls=getattr(self.transfer.target, "dir_calls", None))
         if self._fatal is not None:
             raise self._fatal
 
@@ -116,6 +126,11 @@ class Worker:
             return
         hand = _InHand(queue, delivery, batch, len(batch.items), time.time())
         with self._lock:
+            held = self._in_hand.get(delivery.message_id)
+            if held is not None:  # back to us while still in hand (an extension failed)
+                with held.lock:
+                    held.delivery, held.received_at = delivery, time.time()
+                return
             self._in_hand[delivery.message_id] = hand
         # A redelivered batch may have been partly copied by its earlier attempt: look before
         # sending again, and count a match as ours unless the target held files beforehand.
@@ -161,7 +176,9 @@ class Worker:
             self.log.warning("item_failed", path=o.item.path, reason=o.reason)
         try:
             first = self.state.complete_batch(outcome)
-            hand.queue.delete(hand.delivery)
+            with hand.lock:
+                hand.closed = True
+                hand.queue.delete(hand.delivery)
         except TransientError as exc:
             self.log.warning("complete_failed", batch=hand.batch.id, error=str(exc))
             return  # redelivered later; complete_batch is idempotent
@@ -200,23 +217,31 @@ class Worker:
             finally:
                 self._slots_held.discard(info.slot)
                 self.state.release_slot(info.slot, self.id)
-            return found
+            if found:
+                return True
         return False
 
     def _keep_leases(self) -> None:
+        """Renew this worker's own slot (a slot taken over is not renewed: its lease runs out
+        and the dealer stops feeding it while it is drained) and extend long batches."""
         period = self.tuning.slot_lease_s / 3
         while not self._done_event.wait(period):
-            for slot in list(self._slots_held):
-                try:
-                    if not self.state.renew_slot(slot, self.id, self.tuning.slot_lease_s):
-                        self.log.warning("slot_lease_lost", slot=slot)
-                        self._slots_held.discard(slot)
-                        if slot == self.slot:  # lost while paused too long: take a slot again
-                            self.slot = self.state.claim_slot(self.id, self.tuning.slot_lease_s, prefer=slot)
-                            self._slots_held.add(self.slot)
-                except TransientError as exc:
-                    self.log.warning("lease_renew_failed", slot=slot, error=str(exc))
-            self._extend_visibility()
+            slot = self.slot
+            try:
+                if slot is not None and not self.state.renew_slot(slot, self.id, self.tuning.slot_lease_s):
+                    self.log.warning("slot_lease_lost", slot=slot)
+                    self._slots_held.discard(slot)
+                    self.slot = self.state.claim_slot(self.id, self.tuning.slot_lease_s, prefer=slot)
+                    self._slots_held.add(self.slot)
+                    self._queue(self.slot).create()
+                self._extend_visibility()
+            except TransientError as exc:
+                self.log.warning("lease_renew_failed", slot=slot, error=str(exc))
+            except Exception as exc:  # the keeper must not die silently: stop the worker instead
+                self.log.error("lease_keeper_failed", error=repr(exc))
+                self._fatal = self._fatal or exc
+                self.stop.set()
+                return
 
     def _extend_visibility(self) -> None:
         """Keep long batches hidden while they are still being copied."""
@@ -225,11 +250,14 @@ class Worker:
             hands = [h for h in self._in_hand.values()
                      if now - h.received_at > self.tuning.visibility_timeout_s / 2]
         for hand in hands:
-            try:
-                hand.delivery = hand.queue.extend(hand.delivery, self.tuning.visibility_timeout_s)
-                hand.received_at = time.time()
-            except TransientError as exc:
-                self.log.warning("extend_failed", batch=hand.batch.id, error=str(exc))
+            with hand.lock:
+                if hand.closed:
+                    continue
+                try:
+                    hand.delivery = hand.queue.extend(hand.delivery, self.tuning.visibility_timeout_s)
+                    hand.received_at = time.time()
+                except TransientError as exc:
+                    self.log.warning("extend_failed", batch=hand.batch.id, error=str(exc))
 
     def _queue(self, slot: int) -> WorkQueue:
         queue = self._queues_by_slot.get(slot)

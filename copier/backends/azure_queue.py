@@ -190,7 +190,12 @@ class AzureWorkQueue:
         return list(seen.values())
 
     def depth(self) -> int:
-        props = self._call("get properties of", self._client.get_queue_properties)
+        try:
+            props = self._client.get_queue_properties()
+        except ResourceNotFoundError:
+            return 0  # never created (its worker died first): nothing in it
+        except AzureError as exc:
+            raise _translate(exc, self._host, f"get properties of {self._client.queue_name}") from None
         return int(props.approximate_message_count or 0)
 
     def destroy(self) -> None:

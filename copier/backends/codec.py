@@ -6,7 +6,7 @@ they are stored as UTF-8 with ``surrogateescape``, so every name survives the ro
 - a work item is ``b"<size>\\t<mtime_ns>\\t<mode>\\t<verify 0|1>\\t<path>"``: the size
   comes first so a Lua script can price an item without decoding it, and the path comes
   last so it may contain any character (a path never contains NUL);
-- a directory node is ``b"<cursor>\\t<path>"``;
+- a directory node is ``b"<cursor>\\t<path>"`` (the cursor is ``x<hex>`` or empty, never a tab);
 - several items travel together joined by NUL.
 """
 
@@ -50,12 +50,12 @@ def decode_items(raw: bytes) -> tuple[WorkItem, ...]:
 
 
 def encode_node(node: DirNode) -> bytes:
-    return b"%d\t" % node.cursor + path_bytes(node.path)
+    return node.cursor.encode("ascii") + b"\t" + path_bytes(node.path)
 
 
 def decode_node(raw: bytes) -> DirNode:
     cursor, path = raw.split(b"\t", 1)
-    return DirNode(path_str(path), int(cursor))
+    return DirNode(path_str(path), cursor.decode("ascii"))
 
 
 def child_path(parent: str, name: str) -> str:

@@ -29,14 +29,18 @@ _TRANSIENT = (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError, rex.R
 
 def redact_url(url: str) -> str:
     """``scheme://host:port/db`` without user, password or query (which may hold a password)."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix://{parts.path}"
     try:
+        parts = urlsplit(url)
         port = parts.port or 6379
+        host = parts.hostname
     except ValueError:
-        port = "?"
-    return f"{parts.scheme}://{parts.hostname or '?'}:{port}{parts.path}"
+        return "<redis URL>"
+    if parts.scheme == "unix":
+        return "unix://" + parts.path if "@" not in parts.path else "<redis URL>"
+    # A password holding '/' or '@' splits the URL in the wrong place: then show nothing.
+    if not host or "@" in parts.path or "@" in (parts.hostname or "") or not parts.path.lstrip("/").isdigit() and parts.path not in ("", "/"):
+        return f"{parts.scheme}://<host>" if parts.scheme else "<redis URL>"
+    return f"{parts.scheme}://{host}:{port}{parts.path}"
 
 
 def connect(url: str, timeout_s: float = 30.0, connect_timeout_s: float = 5.0) -> redis.Redis:

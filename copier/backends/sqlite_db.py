@@ -29,10 +29,10 @@ CREATE TABLE IF NOT EXISTS job_counters (
     job TEXT PRIMARY KEY, {", ".join(f"{c} INTEGER NOT NULL DEFAULT 0" for c in COUNTER_COLUMNS)},
     batch_seq INTEGER NOT NULL DEFAULT 0, seeded INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS frontier_nodes (
-    id INTEGER PRIMARY KEY, job TEXT NOT NULL, pos INTEGER NOT NULL, cursor INTEGER NOT NULL, path BLOB NOT NULL);
+    id INTEGER PRIMARY KEY, job TEXT NOT NULL, pos INTEGER NOT NULL, cursor TEXT NOT NULL, path BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS frontier_nodes_by_pos ON frontier_nodes (job, pos);
 CREATE TABLE IF NOT EXISTS frontier_leases (
-    token TEXT PRIMARY KEY, job TEXT NOT NULL, owner TEXT NOT NULL, cursor INTEGER NOT NULL, path BLOB NOT NULL,
+    token TEXT PRIMARY KEY, job TEXT NOT NULL, owner TEXT NOT NULL, cursor TEXT NOT NULL, path BLOB NOT NULL,
     expires_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS frontier_leases_by_expiry ON frontier_leases (job, expires_at);
 CREATE TABLE IF NOT EXISTS intake_items (

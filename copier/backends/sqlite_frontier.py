@@ -29,7 +29,7 @@ class SqliteFrontier:
                                    "WHERE job = ? AND seeded = 0", (self.job,))
             if updated.rowcount == 0:
                 return False
-            self._push_front(conn, [(b"", 0)])
+            self._push_front(conn, [(b"", "")])
         return True
 
     def claim(self, owner: str, lease_s: float) -> DirLease | None:
@@ -44,7 +44,7 @@ class SqliteFrontier:
             conn.execute("DELETE FROM frontier_nodes WHERE id = ?", (node_id,))
             conn.execute("INSERT INTO frontier_leases (token, job, owner, cursor, path, expires_at) "
                          "VALUES (?, ?, ?, ?, ?, ?)", (token, self.job, owner, cursor, path, expires_at))
-        return DirLease(node=DirNode(path_str(path), cursor), owner=owner, token=token, expires_at=expires_at)
+        return DirLease(node=DirNode(path_str(path), str(cursor)), owner=owner, token=token, expires_at=expires_at)
 
     def renew(self, lease: DirLease, lease_s: float) -> bool:
         with self.db.write() as conn:
@@ -58,7 +58,7 @@ class SqliteFrontier:
                                 (lease.token, self.job)).fetchone()
             if held is None:
                 return False
-            dirs = [(path_bytes(child_path(lease.node.path, name)), 0) for name in page.subdirs]
+            dirs = [(path_bytes(child_path(lease.node.path, name)), "") for name in page.subdirs]
             if self.order is Order.DFS:
                 self._push_front(conn, dirs)
             else:
@@ -105,18 +105,18 @@ class SqliteFrontier:
             self._push_front(conn, [(path, cursor)])
             conn.execute("DELETE FROM frontier_leases WHERE token = ?", (token,))
 
-    def _push_front(self, conn: sqlite3.Connection, nodes: list[tuple[bytes, int]]) -> None:
+    def _push_front(self, conn: sqlite3.Connection, nodes: list[tuple[bytes, str]]) -> None:
         """Put nodes before every waiting node, the first of ``nodes`` frontmost."""
         if nodes:
             (low,) = conn.execute("SELECT MIN(pos) FROM frontier_nodes WHERE job = ?", (self.job,)).fetchone()
             start = (0 if low is None else low) - len(nodes)
             self._insert(conn, start, nodes)
 
-    def _push_back(self, conn: sqlite3.Connection, nodes: list[tuple[bytes, int]]) -> None:
+    def _push_back(self, conn: sqlite3.Connection, nodes: list[tuple[bytes, str]]) -> None:
         if nodes:
             (high,) = conn.execute("SELECT MAX(pos) FROM frontier_nodes WHERE job = ?", (self.job,)).fetchone()
             self._insert(conn, (0 if high is None else high) + 1, nodes)
 
-    def _insert(self, conn: sqlite3.Connection, start: int, nodes: list[tuple[bytes, int]]) -> None:
+    def _insert(self, conn: sqlite3.Connection, start: int, nodes: list[tuple[bytes, str]]) -> None:
         conn.executemany("INSERT INTO frontier_nodes (job, pos, cursor, path) VALUES (?, ?, ?, ?)",
                          [(self.job, start + i, cursor, path) for i, (path, cursor) in enumerate(nodes)])

@@ -202,3 +202,28 @@ def _take(conn, job: str, slot: int, worker: str, now: float, lease_s: float) ->
     touch_slot(conn, job, slot)
     conn.execute("UPDATE slot_leases SET holder = ?, expires_at = ?, last_seen = ? WHERE job = ? AND slot = ?",
                  (worker, now + lease_s, now, job, slot))
+
+
+def _job_tables(conn) -> list[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return [name for (name,) in rows
+            if any(col[1] == "job" for col in conn.execute(f"PRAGMA table_info({name})").fetchall())]
+
+
+def recover_embedded(store: SqliteStateStore) -> None:
+    """For the one process of an embedded job starting again after a crash: whatever the dead
+    run held — directory leases, slot leases, hidden queue messages — is free again at once,
+    instead of after its timeouts."""
+    with store.db.write() as conn:
+        tables = set(_job_tables(conn))
+        conn.execute("UPDATE frontier_leases SET expires_at = 0 WHERE job = ?", (store.job,))
+        conn.execute("UPDATE slot_leases SET expires_at = 0 WHERE job = ?", (store.job,))
+        if "queue_messages" in tables:
+            conn.execute("UPDATE queue_messages SET visible_at = 0 WHERE job = ?", (store.job,))
+
+
+def purge_job(store: SqliteStateStore) -> None:
+    """Forget everything of this job in the file (other jobs in the same file are kept)."""
+    with store.db.write() as conn:
+        for table in _job_tables(conn):
+            conn.execute(f"DELETE FROM {table} WHERE job = ?", (store.job,))

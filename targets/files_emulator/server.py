@@ -63,6 +63,9 @@ def route(store: Store, config: EmulatorConfig, request: Request) -> Response:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without TCP_NODELAY the body waits for the
+    # client's delayed ACK (40 ms a response).
+    disable_nagle_algorithm = True
     server: EmulatorHTTPServer
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002

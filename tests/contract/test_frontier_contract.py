@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from copier.models import DirLease, DirNode, Failure, ListingPage, Order, WorkItem
+from copier.models import DirLease, DirNode, Failure, ListingPage, Order, WorkItem, encode_cursor
 from tests.contract.state_backends import backend, eventually  # noqa: F401  (fixture)
 
 LEASE_S = 30.0
@@ -17,7 +17,7 @@ def item(path: str, size: int = 10) -> WorkItem:
     return WorkItem(path, size, 1_700_000_000_000_000_000, 0o644)
 
 
-def page(subdirs=(), files=(), failures=(), cursor=0, last=True) -> ListingPage:
+def page(subdirs=(), files=(), failures=(), cursor="", last=True) -> ListingPage:
     return ListingPage(tuple(subdirs), tuple(files), tuple(failures), cursor, last)
 
 
@@ -43,7 +43,7 @@ def test_seed_root_only_once(backend, unique):
     assert backend.frontier(unique).seed_root() is False
     assert backend.state(unique).counters().dirs_total == 1
     lease = backend.frontier(unique).claim("s1", LEASE_S)
-    assert lease is not None and lease.node == DirNode("", 0)
+    assert lease is not None and lease.node == DirNode("")
     assert backend.frontier(unique).claim("s1", LEASE_S) is None
 
 
@@ -96,7 +96,7 @@ def test_commit_with_lost_lease_changes_nothing(backend, unique):
     assert state.counters() == before
     assert state.failures() == []
     again = frontier.claim("s2", LEASE_S)
-    assert again.node == DirNode("", 0) and again.token != lost.token
+    assert again.node == DirNode("") and again.token != lost.token
     assert frontier.commit(again, page(["d"], [item("f")])) is True
     assert state.counters().files_total == 1
 
@@ -105,9 +105,9 @@ def test_expired_lease_returns_node_with_cursor(backend, unique):
     frontier, state = backend.frontier(unique), backend.state(unique)
     frontier.seed_root()
     lease = frontier.claim("s1", SHORT_LEASE_S)
-    assert frontier.commit(lease, page([], [item("f1")], cursor=2, last=False))
+    assert frontier.commit(lease, page([], [item("f1")], cursor=encode_cursor("f2"), last=False))
     assert eventually(frontier.requeue_expired) == 1
-    assert frontier.claim("s2", LEASE_S).node == DirNode("", 2)
+    assert frontier.claim("s2", LEASE_S).node == DirNode("", encode_cursor("f2"))
     c = state.counters()
     assert (c.dirs_done, c.files_total) == (0, 1)
 
@@ -116,22 +116,22 @@ def test_expired_node_comes_back_at_its_cursor(backend, unique):
     frontier = backend.frontier(unique, Order.BFS)
     frontier.seed_root()
     lease = frontier.claim("s1", SHORT_LEASE_S)
-    assert frontier.commit(lease, page(["d1"], [item("f1")], cursor=5, last=False))
+    assert frontier.commit(lease, page(["d1"], [item("f1")], cursor=encode_cursor("f5"), last=False))
     assert eventually(frontier.requeue_expired) == 1
     again = frontier.claim("s2", LEASE_S)
-    assert again.node == DirNode("", 5)  # given back to the front, ahead of d1
-    assert frontier.commit(again, page([], [item("f2")], cursor=6, last=True))
-    assert frontier.claim("s2", LEASE_S).node == DirNode("d1", 0)
+    assert again.node == DirNode("", encode_cursor("f5"))  # given back to the front, ahead of d1
+    assert frontier.commit(again, page([], [item("f2")], cursor=encode_cursor("f6"), last=True))
+    assert frontier.claim("s2", LEASE_S).node == DirNode("d1")
 
 
 def test_multi_page_directory_counts_done_once(backend, unique):
     frontier, state = backend.frontier(unique), backend.state(unique)
     frontier.seed_root()
     lease = frontier.claim("s1", LEASE_S)
-    assert frontier.commit(lease, page([], [item("f1")], cursor=1, last=False))
+    assert frontier.commit(lease, page([], [item("f1")], cursor=encode_cursor("f1"), last=False))
     assert state.counters().dirs_done == 0
     assert frontier.exhausted() is False
-    assert frontier.commit(lease, page([], [item("f2")], cursor=2, last=True))
+    assert frontier.commit(lease, page([], [item("f2")], cursor=encode_cursor("f2"), last=True))
     c = state.counters()
     assert (c.dirs_done, c.files_total, c.items_waiting) == (1, 2, 2)
     assert frontier.exhausted() is True
@@ -154,7 +154,7 @@ def test_release_gives_node_back_unlisted(backend, unique):
     frontier.release(lease)  # no error when already given back
     assert frontier.commit(lease, page([], [item("f")])) is False
     again = frontier.claim("s2", LEASE_S)
-    assert again.node == DirNode("", 0)
+    assert again.node == DirNode("")
     assert state.counters().dirs_done == 0
 
 

@@ -1,0 +1,136 @@
+"""The seeder on the embedded backends: paging in name order, resume after a kill, entries
+that are not regular files, empty directories."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from copier.backends.sqlite_frontier import SqliteFrontier
+from copier.backends.sqlite_state import SqliteStateStore
+from copier.config import Tuning
+from copier.models import JobSpec, Order
+from controller.seeder import Seeder
+
+
+class RecordingTarget:
+    """A target with directories that records make_dir calls and writes nothing."""
+
+    url = "memory://"
+    has_directories = True
+    mtime_tolerance_ns = 0
+
+    def __init__(self) -> None:
+        self.made: list[str] = []
+
+    def is_empty(self) -> bool:
+        return True
+
+    def make_dir(self, path: str) -> None:
+        self.made.append(path)
+
+
+def _setup(tmp_path: Path, source: Path, **tuning):
+    db = str(tmp_path / "state.sqlite")
+    state, frontier = SqliteStateStore(db, "j"), SqliteFrontier(db, "j", Order.DFS)
+    spec = state.register(JobSpec("j", str(source), "memory://", Order.DFS))
+    frontier.seed_root()
+    target = RecordingTarget()
+    seeder = Seeder(spec, frontier, state, target, Tuning(idle_poll_s=0.01, **tuning), "s1")
+    return state, frontier, seeder, target
+
+
+def _all_items(state) -> list[str]:
+    paths = []
+    while (batch := state.take_batch(0, 1000, 10**15, 1, 0.0)) is not None:
+        paths += [it.path for it in batch.items]
+    return paths
+
+
+def _touch(folder: Path, names) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(name.encode())
+
+
+def test_resumed_listing_neither_repeats_nor_skips_when_the_directory_changed(tmp_path):
+    src = tmp_path / "src"
+    _touch(src, [f"f{i:03d}" for i in range(35)])
+    state, frontier, seeder, _ = _setup(tmp_path, src, page_entries=10)
+
+    lease = frontier.claim("dead seeder", 0.2)
+    first = next(seeder._pages(lease.node.path, lease.node.cursor, False))
+    assert frontier.commit(lease, first) and not first.last
+    # The seeder dies; the directory changes before another seeder resumes it.
+    (src / "f020").unlink()
+    _touch(src, ["a-new-first", "f025b", "zz-new-last"])
+    deadline = time.monotonic() + 10
+    while not frontier.requeue_expired():
+        assert time.monotonic() < deadline, "the dead seeder's lease never expired"
+        time.sleep(0.02)
+    seeder.run()
+
+    listed = _all_items(state)
+    assert len(listed) == len(set(listed)), "a file item was handed on twice"
+    expected = {f"f{i:03d}" for i in range(35)} - {"f020"} | {"f025b", "zz-new-last"}
+    assert set(listed) == expected  # "a-new-first" sorts before the committed page: missed like any live change
+    assert state.counters().files_total == len(listed)
+
+
+def test_a_directory_larger_than_the_sort_buffer_is_listed_once_in_order(tmp_path):
+    src = tmp_path / "src"
+    names = [f"n{i:04d}" for i in range(250)]
+    _touch(src, reversed(names))
+    state, frontier, seeder, _ = _setup(tmp_path, src, page_entries=30, sort_names_max=100)
+    seeder.run()
+    assert _all_items(state) == names
+
+
+def test_entries_that_are_not_regular_files_become_failures_with_reasons(tmp_path):
+    src = tmp_path / "src"
+    _touch(src, ["plain"])
+    os.symlink("plain", src / "link")
+    os.symlink(".", src / "loop")
+    os.mkfifo(src / "pipe")
+    locked = src / "locked"
+    locked.mkdir()
+    (locked / "secret").write_bytes(b"x")
+    locked.chmod(0)
+    try:
+        state, frontier, seeder, _ = _setup(tmp_path, src)
+        seeder.run()
+    finally:
+        locked.chmod(0o755)
+    reasons = {f.path: f.reason for f in state.failures()}
+    assert "symbolic link" in reasons["link"] and "symbolic link" in reasons["loop"]
+    assert "FIFO" in reasons["pipe"]
+    if os.geteuid() != 0:  # root reads anything
+        assert "permission denied" in reasons["locked"].lower()
+    assert _all_items(state)[0] == "plain"
+    c = state.counters()
+    assert frontier.exhausted() and c.dirs_done == c.dirs_total
+
+
+def test_empty_directories_are_made_at_the_target(tmp_path):
+    src = tmp_path / "src"
+    (src / "empty" / "nested empty").mkdir(parents=True)
+    _touch(src / "full", ["f"])
+    _, _, seeder, target = _setup(tmp_path, src)
+    seeder.run()
+    assert target.made == ["empty/nested empty"]
+
+
+@pytest.mark.parametrize("name", [b"latin1-\xe9.txt"])
+def test_a_name_that_is_not_utf8_is_a_failure_not_a_crash(tmp_path, name):
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(os.path.join(os.fsencode(src), name), "wb") as f:
+        f.write(b"x")
+    state, _, seeder, _ = _setup(tmp_path, src)
+    seeder.run()
+    assert _all_items(state) == []
+    [failure] = state.failures()
+    assert "UTF-8" in failure.reason
