@@ -156,7 +156,8 @@ def control(
 def work(
     job: str = JobOpt, redis_url: Optional[str] = RedisOpt, state: Optional[str] = StateOpt,
     queues: Optional[str] = QueuesOpt, queue_conn: Optional[str] = QueueConnOpt, log_level: str = LogOpt,
-    target: Optional[str] = typer.Option(None, "--target", "-t", help="target URL with credentials (e.g. a SAS); default: the job's"),
+    target: Optional[str] = typer.Option(None, "--target", "-t", envvar="COPIER_TARGET",
+                                         help="target URL with credentials (e.g. a SAS); default: the job's"),
     source_root: Optional[str] = typer.Option(None, "--source-root", help="where the source is mounted on this machine; default: the job's"),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", help="copies in flight in this worker"),
     wait_s: float = typer.Option(3600, "--wait-s", help="how long to wait for the job to be registered"),
@@ -253,7 +254,8 @@ def copy(
     source: str = typer.Argument(..., help="source directory"),
     target: str = typer.Argument(..., help="target URL or path"),
     job: Optional[str] = typer.Option(None, "--job", "-j", help="job name (default: derived from SOURCE and TARGET)"),
-    workers: int = typer.Option(16, "--workers", "-w", help="copies in flight"),
+    workers: int = typer.Option(16, "--workers", "-w", help="copies in flight (in each worker process)"),
+    processes: int = typer.Option(0, "--processes", "-p", help="worker processes (0: one worker thread in this process)"),
     order: Order = typer.Option(Order.DFS, "--order"),
     dry_run: bool = typer.Option(False, "--dry-run", help="walk and report what would be copied; write nothing"),
     state: Optional[str] = typer.Option(None, "--state", help="SQLite state file (default: per-user state dir)"),
@@ -276,7 +278,14 @@ def copy(
         state_path = None if redis_url else (state or default_state_path(name))
         backends = _backends(name, redis_url, state_path, queues, queue_conn)
         tuning = Tuning.from_env(worker_concurrency=workers)
-        return onebox.copy(JobSpec(name, src, tgt.url, order), backends, tgt, tuning, stop, quiet=quiet, rescan=rescan)
+        children = None
+        if processes > 0:
+            where = ["--redis", redis_url] if redis_url else ["--state", str(state_path)]
+            where += ["--queues", queues] if queues else []
+            children = [["work", "--job", name, *where, "--concurrency", str(workers), "--log-level", log_level,
+                         "--wait-s", "60"] for _ in range(processes)]
+        return onebox.copy(JobSpec(name, src, tgt.url, order), backends, tgt, tuning, stop, quiet=quiet,
+                           rescan=rescan, worker_processes=children, target_url=target)
 
     _guard(body)
 

@@ -7,6 +7,10 @@ SQLite file's writers in one place (see BENCHMARKS.md for the figures).
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,8 +36,11 @@ class RunResult:
 
 
 def run_job(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, stop: threading.Event,
-            on_tick: Callable[[Counters, float], None] | None = None, tick_s: float = 0.5) -> RunResult:
-    """Run seeder, dealer and one worker in threads until the job is done or ``stop`` is set."""
+            on_tick: Callable[[Counters, float], None] | None = None, tick_s: float = 0.5,
+            worker_processes: list[list[str]] | None = None, target_url: str | None = None) -> RunResult:
+    """Run seeder, dealer and one worker in threads until the job is done or ``stop`` is set.
+    With ``worker_processes`` (the ``copier work`` arguments of each), the workers run as
+    child processes instead, so copies use every core."""
     frontier = backends.frontier(spec.order)
     started = time.monotonic()
     errors: list[str] = []
@@ -50,10 +57,14 @@ def run_job(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, s
 
     seeder = Seeder(spec, frontier, backends.state, target, tuning, new_worker_id("seeder"), stop)
     dealer = Dealer(frontier, backends.state, backends.queues, tuning, stop)
-    worker = Worker(new_worker_id("worker"), frontier, backends.state, backends.queues,
-                    Transfer(spec.source, target, attempts=tuning.transfer_attempts), tuning, stop, prefer_slot=0)
-    threads = [threading.Thread(target=guarded(n, f), name=n, daemon=True)
-               for n, f in (("seeder", seeder.run), ("controller", dealer.run), ("worker", worker.run))]
+    roles: list[tuple[str, Callable[[], Any]]] = [("seeder", seeder.run), ("controller", dealer.run)]
+    if worker_processes:
+        roles.append(("workers", lambda: _run_children(worker_processes, stop, target_url, errors)))
+    else:
+        worker = Worker(new_worker_id("worker"), frontier, backends.state, backends.queues,
+                        Transfer(spec.source, target, attempts=tuning.transfer_attempts), tuning, stop, prefer_slot=0)
+        roles.append(("worker", worker.run))
+    threads = [threading.Thread(target=guarded(n, f), name=n, daemon=True) for n, f in roles]
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
@@ -63,3 +74,28 @@ def run_job(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, s
     for t in threads:
         t.join()
     return RunResult(backends.state.counters(), time.monotonic() - started, stop.is_set(), errors)
+
+
+def _run_children(commands: list[list[str]], stop: threading.Event, target_url: str | None, errors: list[str]) -> None:
+    """Start ``copier work`` children and wait for them; pass a stop on as SIGTERM. The target
+    URL travels in the environment, never on a command line that ``ps`` shows."""
+    env = dict(os.environ)
+    if target_url:
+        env["COPIER_TARGET"] = target_url
+    children = [subprocess.Popen([sys.executable, "-m", "copier.cli", *args], env=env) for args in commands]
+    try:
+        while any(c.poll() is None for c in children):
+            if stop.wait(0.2):
+                for c in children:
+                    if c.poll() is None:
+                        c.send_signal(signal.SIGTERM)
+                for c in children:
+                    c.wait()
+        failed = [c.returncode for c in children if c.returncode]
+        if failed and not stop.is_set():
+            errors.append(f"a worker process exited with code {failed[0]}")
+    finally:
+        for c in children:
+            if c.poll() is None:
+                c.kill()
+                c.wait()

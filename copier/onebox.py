@@ -23,7 +23,8 @@ from copier.status import _size
 
 
 def copy(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, stop: threading.Event,
-         *, quiet: bool, rescan: bool) -> int:
+         *, quiet: bool, rescan: bool, worker_processes: list[list[str]] | None = None,
+         target_url: str | None = None) -> int:
     existing = backends.state.spec()
     if existing is not None and rescan:
         _sqlite_only(backends, "--rescan")
@@ -49,7 +50,8 @@ def copy(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, stop
         typer.echo(f"{'resuming' if resumed else 'starting'} job {spec.job}: {spec.source} -> {spec.target}", err=True)
     progress = _Progress(quiet)
     try:
-        result = run_job(spec, backends, target, tuning, stop, on_tick=progress.tick)
+        result = run_job(spec, backends, target, tuning, stop, on_tick=progress.tick,
+                         worker_processes=worker_processes, target_url=target_url)
     finally:
         progress.close()
     return _summary(spec, backends, result)

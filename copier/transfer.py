@@ -48,7 +48,7 @@ class Transfer:
         self.target = target
         self._retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(attempts),
+            stop=stop_after_attempt(max(1, attempts - 1)),  # after the first, untimed attempt
             wait=wait_random_exponential(multiplier=0.2, max=max_wait_s),
             reraise=True,
         )
@@ -58,7 +58,10 @@ class Transfer:
         not sent again. A match counts as SKIPPED (it was there before the job), or as COPIED
         when ``match_is_ours``: a redelivered batch whose earlier attempt wrote it."""
         try:
-            return self._retrying(self._attempt, item, check_target, match_is_ours)
+            try:
+                return self._attempt(item, check_target, match_is_ours)
+            except TransientError:  # most attempts succeed: enter the retry policy only now
+                return self._retrying(self._attempt, item, check_target, match_is_ours)
         except TransientError as exc:
             return Outcome(item, Status.FAILED, f"gave up after retries: {exc}")
         except PermanentError as exc:

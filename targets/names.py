@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import secrets
 
@@ -43,9 +44,13 @@ def temp_prefix(name: str) -> str:
     return f".{name[:40]}.{digest}.copier-"
 
 
+_PROCESS_TAG = secrets.token_hex(3)  # unique per process; a counter makes each name unique in it
+_counter = itertools.count()
+
+
 def temp_name(name: str) -> str:
     """A hidden sibling name for writing ``name`` aside; short enough for any file system."""
-    return f"{temp_prefix(name)}{secrets.token_hex(6)}.tmp"
+    return f"{temp_prefix(name)}{_PROCESS_TAG}{next(_counter) % 0xFFFFFF:06x}.tmp"
 
 
 def is_temp_name(name: str) -> bool:

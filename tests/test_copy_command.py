@@ -140,3 +140,12 @@ def test_rescan_copies_only_what_changed(tree, tmp_path):
     c = _counters(state, "r")
     assert (c.files_total, c.files_done, c.files_skipped) == (total + 1, 2, total - 1)
     assert e2e.local_digest(dest) == e2e.source_digest(work)
+
+
+def test_worker_processes_copy_the_same_tree_exactly(tree, tmp_path):
+    dest, state = tmp_path / "dest", tmp_path / "state.sqlite"
+    result = _copy([str(tree), str(dest), "--state", str(state), "--job", "procs", "--processes", "2",
+                    "--workers", "4", "--quiet"], e2e.base_env())
+    assert result.returncode == 1, result.stdout + result.stderr  # 1: the symlink was not copied
+    _check_resumed_exactly(tree, e2e.local_digest(dest), state, "procs")
+    assert len(SqliteStateStore(str(state), "procs").slots()) == 2
