@@ -111,7 +111,7 @@ class _Progress:
             return
         rate = c.files_done / elapsed if elapsed > 0 else 0.0
         byte_rate = c.bytes_done / elapsed if elapsed > 0 else 0.0
-        walked = c.items_waiting == 0 and c.dirs_done == c.dirs_total
+        walked = c.dirs_total > 0 and c.dirs_done == c.dirs_total  # the walk is over: totals are final
         eta = ""
         if walked and rate > 0:
             left = c.files_total - c.files_settled

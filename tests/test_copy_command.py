@@ -149,3 +149,13 @@ def test_worker_processes_copy_the_same_tree_exactly(tree, tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr  # 1: the symlink was not copied
     _check_resumed_exactly(tree, e2e.local_digest(dest), state, "procs")
     assert len(SqliteStateStore(str(state), "procs").slots()) == 2
+
+
+def test_copy_on_the_distributed_backends_with_redis(tree, redis_url, tmp_path):
+    dest = tmp_path / "dest"
+    env = e2e.base_env()
+    result = _copy([str(tree), str(dest), "--redis", redis_url, "--job", "on-redis", "--quiet"], env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert e2e.local_digest(dest) == e2e.source_digest(tree)
+    doc = e2e.status("on-redis", e2e.base_env(COPIER_REDIS_URL=redis_url))
+    assert doc["state"] == "done" and doc["files_done"] == doc["files_total"]

@@ -1,0 +1,126 @@
+"""The worker in-process on the embedded backends: poison and over-delivered messages go to
+the dead-letter store and become failure records; bad source files fail with their reason;
+the worker carries on and exits when the job is done."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from copier.backends.queues import open_queue_factory
+from copier.backends.sqlite_frontier import SqliteFrontier
+from copier.backends.sqlite_state import SqliteStateStore
+from copier.config import Tuning
+from copier.models import JobSpec, ListingPage, Order, WorkItem
+from copier.transfer import Transfer
+from targets.local import LocalTarget
+from workers.worker import Worker
+
+TUNING = Tuning(idle_poll_s=0.02, visibility_timeout_s=1, slot_lease_s=5, max_deliveries=1, worker_concurrency=2)
+
+
+class Job:
+    def __init__(self, tmp_path: Path) -> None:
+        self.src, self.dst = tmp_path / "src", tmp_path / "dst"
+        self.src.mkdir()
+        db = str(tmp_path / "state.sqlite")
+        self.state = SqliteStateStore(db, "j")
+        self.frontier = SqliteFrontier(db, "j", Order.DFS)
+        self.queues = open_queue_factory("sqlite", job="j", sqlite_path=db)
+        self.state.register(JobSpec("j", str(self.src), str(self.dst)))
+        self.frontier.seed_root()
+
+    def walk(self, items: list[WorkItem]) -> None:
+        """Commit the root's listing as a seeder would."""
+        lease = self.frontier.claim("seeder", 30)
+        assert self.frontier.commit(lease, ListingPage((), tuple(items), (), last=True))
+
+    def deal(self, slot: int = 0):
+        batch = self.state.take_batch(slot, 100, 10**12, 1, 0.0)
+        queue = self.queues.queue(slot)
+        queue.create()
+        queue.put(batch.encode())
+        self.state.mark_sent(batch.id)
+        return batch, queue
+
+    def worker(self) -> Worker:
+        target = LocalTarget(str(self.dst))
+        target.check()
+        return Worker("w1", self.frontier, self.state, self.queues, Transfer(str(self.src), target, attempts=1),
+                      TUNING, threading.Event(), prefer_slot=0)
+
+
+def _file(job: Job, name: str, data: bytes) -> WorkItem:
+    path = job.src / name
+    path.write_bytes(data)
+    st = path.stat()
+    return WorkItem(name, st.st_size, st.st_mtime_ns, 0o644)
+
+
+def _run(worker: Worker, deadline_s: float = 30) -> None:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    thread.join(deadline_s)
+    assert not thread.is_alive(), "the worker did not finish the job"
+
+
+def test_undecodable_message_is_dead_lettered_and_the_worker_goes_on(tmp_path):
+    job = Job(tmp_path)
+    good = _file(job, "good.txt", b"good")
+    job.walk([good])
+    _, queue = job.deal()
+    queue.put("this is not a batch")
+    _run(job.worker())
+    [letter] = job.state.dead_letters()
+    assert "undecodable" in letter.reason
+    assert (job.dst / "good.txt").read_bytes() == b"good"
+    assert job.state.counters().files_done == 1
+
+
+def test_message_delivered_too_often_is_dead_lettered_and_its_items_fail(tmp_path):
+    job = Job(tmp_path)
+    items = [_file(job, f"f{i}", b"x") for i in range(3)]
+    job.walk(items)
+    _, queue = job.deal()
+    [first] = queue.receive(1, 30)  # a worker that died holding it...
+    queue.extend(first, 0)  # ...and its visibility timeout ran out
+    _run(job.worker())
+    [letter] = job.state.dead_letters()
+    assert "delivered 2 times" in letter.reason
+    c = job.state.counters()
+    assert (c.files_failed, c.files_done, c.batches_completed, c.batches_dealt) == (3, 0, 1, 1)
+    reasons = {f.path: f.reason for f in job.state.failures()}
+    assert set(reasons) == {"f0", "f1", "f2"} and all("dead-lettered" in r for r in reasons.values())
+    assert queue.dead_letters(), "the queue's own dead-letter store keeps the message"
+
+
+def test_vanished_and_changed_source_files_fail_with_their_reason(tmp_path):
+    job = Job(tmp_path)
+    gone = _file(job, "gone.txt", b"soon gone")
+    grew = _file(job, "grew.txt", b"short")
+    fine = _file(job, "fine.txt", b"fine")
+    job.walk([gone, grew, fine])
+    os.remove(job.src / "gone.txt")
+    (job.src / "grew.txt").write_bytes(b"much longer than it was")
+    job.deal()
+    _run(job.worker())
+    reasons = {f.path: f.reason for f in job.state.failures()}
+    assert "vanished" in reasons["gone.txt"]
+    assert "size changed" in reasons["grew.txt"]
+    assert not (job.dst / "gone.txt").exists() and not (job.dst / "grew.txt").exists()
+    assert (job.dst / "fine.txt").read_bytes() == b"fine"
+    c = job.state.counters()
+    assert (c.files_done, c.files_failed) == (1, 2)
+
+
+def test_redelivered_batch_is_counted_once(tmp_path):
+    job = Job(tmp_path)
+    items = [_file(job, f"f{i}", b"data") for i in range(4)]
+    job.walk(items)
+    batch, queue = job.deal()
+    queue.put(batch.encode())  # the same batch twice: a controller died between put and mark_sent
+    _run(job.worker())
+    c = job.state.counters()
+    assert (c.files_done, c.bytes_done, c.files_skipped) == (4, 16, 0)
+    assert queue.depth() == 0
