@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from copier import log
 from copier.config import Tuning
@@ -32,6 +33,9 @@ from copier.protocols import Frontier, QueueFactory, StateStore
 # take_batch always takes one item even past the bound; that one alone fits while its path is
 # under 8,000 bytes (all control bytes, the worst case); Linux's PATH_MAX is 4,096.
 BATCH_MAX_BYTES = 47 * 1024
+PUTS_IN_FLIGHT = 8
+SETTLE_S = 1.0  # after the first live slot appears: one batch ahead per slot
+TAIL_MIN_ITEMS = 16  # the smallest batch guided scheduling makes at the end of a job
 
 
 class Dealer:
@@ -46,46 +50,126 @@ class Dealer:
         self.log = log.get().bind(role="controller")
         self.batches_sent = 0
         self._created: set[int] = set()
+        self._seeding_done = False
+        self._first_live_at: float | None = None
+        # The cost of a full batch as dealt so far: batch_max_items binds before batch_max_cost
+        # on small files, and an ahead bound of batch_max_cost units would let one slot take
+        # dozens of batches (all of a small job, before the other workers have started).
+        self._batch_cost = tuning.batch_max_cost
+        self._batch_cost_seen = 0
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._puts: set[Future] = set()
 
     def run(self) -> None:
         self.log.info("controller_started")
-        for batch in self.state.pending_batches():
-            self._send(self._live_or_same(batch))
-        while not self.stop.is_set():
-            try:
-                if self.deal_once():
+        self._pool = ThreadPoolExecutor(PUTS_IN_FLIGHT, thread_name_prefix="deal-put")
+        try:
+            for batch in self.state.pending_batches():
+                self._send(self._live_or_same(batch))
+            idle_s = 0.0
+            while not self.stop.is_set():
+                try:
+                    self._reap_puts()
+                    if self.deal_once():
+                        idle_s = 0.0
+                        continue
+                    self.frontier.requeue_expired()
+                    if self.exit_when_dealt and not self._puts and self._nothing_left_to_deal():
+                        self.log.info("dealing_finished", batches_sent=self.batches_sent)
+                        return
+                except TransientError as exc:
+                    self.log.warning("controller_backing_off", error=str(exc))
+                    self.stop.wait(1.0)
                     continue
-                self.frontier.requeue_expired()
-                if self.exit_when_dealt and self._nothing_left_to_deal():
-                    self.log.info("dealing_finished", batches_sent=self.batches_sent)
-                    return
-            except TransientError as exc:
-                self.log.warning("controller_backing_off", error=str(exc))
-                self.stop.wait(1.0)
-                continue
-            self.stop.wait(self.tuning.idle_poll_s)
+                # a worker that just started or finished a batch is served soon; an idle
+                # controller backs off to idle_poll_s
+                idle_s = min(self.tuning.idle_poll_s, max(idle_s * 2, self.tuning.idle_poll_s / 16))
+                self.stop.wait(idle_s)
+        finally:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+            self._reap_puts()
+
+    def _reap_puts(self) -> None:
+        """Forget finished puts; an error other than a transient one stops the controller."""
+        done = [f for f in self._puts if f.done()]
+        for f in done:
+            self._puts.discard(f)
+        for f in done:
+            f.result()
 
     def deal_once(self) -> bool:
         """Deal one batch if a slot can take it and the intake has items."""
-        slot = self.choose_slot(self.state.slots(), time.time())
+        slots = self.state.slots()
+        now = time.time()
+        if self._first_live_at is None and any(s.live(now) for s in slots):
+            self._first_live_at = time.monotonic()
+        # Workers started together register a few milliseconds apart: while the first ones
+        # settle in, no slot gets more than one batch ahead, so the first to register does
+        # not take the start of the job away from the others.
+        settling = self._first_live_at is not None and time.monotonic() - self._first_live_at < SETTLE_S
+        slot = self.choose_slot(slots, now, ahead_batches=1 if settling else None)
         if slot is None:
             return False
+        if not self._worth_dealing(next(s for s in slots if s.slot == slot)):
+            return False
         t = self.tuning
-        batch = self.state.take_batch(slot, t.batch_max_items, t.batch_max_cost, t.cost_per_file, t.cost_per_byte,
+        max_items, max_cost = self._batch_bounds(slots)
+        batch = self.state.take_batch(slot, max_items, max_cost, t.cost_per_file, t.cost_per_byte,
                                       max_bytes=BATCH_MAX_BYTES)
         if batch is None:
             return False
+        if batch.cost > self._batch_cost_seen:
+            self._batch_cost_seen = batch.cost
+            self._batch_cost = min(t.batch_max_cost, max(batch.cost, t.batch_max_items * t.cost_per_file))
         self._send(batch)
         return True
 
-    def choose_slot(self, slots: list[SlotInfo], now: float) -> int | None:
+    def choose_slot(self, slots: list[SlotInfo], now: float, ahead_batches: int | None = None) -> int | None:
         """The live slot with the least assigned cost among those whose unfinished cost is
         under the deal-ahead bound; None if every live slot is full (or none is live)."""
-        ahead = self.tuning.deal_ahead_batches * self.tuning.batch_max_cost
+        ahead = (ahead_batches or self.tuning.deal_ahead_batches) * self._batch_cost
         eligible = [s for s in slots if s.live(now) and s.assigned_cost - s.done_cost < ahead]
         if not eligible:
             return None
         return min(eligible, key=lambda s: (s.assigned_cost, s.slot)).slot
+
+    def _batch_bounds(self, slots: list[SlotInfo]) -> tuple[int, int]:
+        """Full batches while the walk goes on; once it has finished and every slot has had
+        a batch, batches shrink with what is left (guided scheduling: half a live slot's share
+        of the rest), so the slots' assigned costs end level, not one slot holding the last
+        big batch."""
+        t = self.tuning
+        if not self._seeding_done:
+            return t.batch_max_items, t.batch_max_cost
+        c = self.state.counters()
+        live = max(1, sum(1 for s in slots if s.live(time.time())))
+        if c.batches_dealt < live:
+            return t.batch_max_items, t.batch_max_cost  # not the end of a job yet: its start
+        share = -(-c.items_waiting // (2 * live))
+        items = min(t.batch_max_items, max(TAIL_MIN_ITEMS, share))
+        mean_size = c.bytes_total / c.files_total if c.files_total else 0.0
+        cost = int(c.items_waiting * (t.cost_per_file + mean_size * t.cost_per_byte) / (2 * live))
+        return items, min(t.batch_max_cost, max(cost, TAIL_MIN_ITEMS * t.cost_per_file))
+
+    def _worth_dealing(self, info: SlotInfo) -> bool:
+        """While the walk goes on, a slot that already has a batch's worth of work gets only
+        full batches: dealing whatever a page just added would make batches of a few items,
+        each costing a queue put, receive and delete and a completion. A hungry slot gets
+        what there is, so no worker waits for the walk."""
+        t = self.tuning
+        if not self._seeding_done and self.frontier is not None and self.frontier.exhausted():
+            self._seeding_done = True  # monotonic: an exhausted frontier gets no new nodes
+        if self._seeding_done or self.frontier is None:
+            return True
+        if info.assigned_cost - info.done_cost < t.batch_max_items * t.cost_per_file:
+            return True  # hungry
+        c = self.state.counters()
+        if c.items_waiting >= t.batch_max_items:
+            return True
+        mean_size = c.bytes_total / c.files_total if c.files_total else 0.0
+        return c.items_waiting * (t.cost_per_file + mean_size * t.cost_per_byte) >= t.batch_max_cost
 
     def _live_or_same(self, batch: Batch) -> Batch:
         now = time.time()
@@ -96,15 +180,28 @@ class Dealer:
         return self.state.reassign(batch, other) if other is not None else batch
 
     def _send(self, batch: Batch) -> None:
+        """Put the batch on its slot's queue, then mark it sent. Up to PUTS_IN_FLIGHT puts
+        overlap while the controller runs (a put is a round trip to the queue service, and
+        far away it would otherwise pace the whole fleet); the batch is pending until then."""
         body = batch.encode()
         if len(body) > MAX_BODY_BYTES:
             raise ValueError(f"batch {batch.id} encodes to {len(body)} chars, over the queue's limit")
+        if self._pool is None:
+            self._put(batch, body)
+            return
+        while len(self._puts) >= PUTS_IN_FLIGHT:
+            wait(self._puts, return_when=FIRST_COMPLETED)
+            self._reap_puts()
+        self._puts.add(self._pool.submit(self._put, batch, body))
+
+    def _put(self, batch: Batch, body: str) -> None:
         queue = self.queues.queue(batch.slot)
         while True:
             try:
                 if batch.slot not in self._created:
                     queue.create()
-                    self._created.add(batch.slot)
+                    with self._lock:
+                        self._created.add(batch.slot)
                 queue.put(body)
                 break
             except TransientError as exc:
@@ -113,7 +210,8 @@ class Dealer:
                 self.log.warning("batch_put_retry", batch=batch.id, error=str(exc))
                 self.stop.wait(1.0)
         self.state.mark_sent(batch.id)
-        self.batches_sent += 1
+        with self._lock:
+            self.batches_sent += 1
         self.log.debug("batch_dealt", batch=batch.id, slot=batch.slot, items=len(batch.items), cost=batch.cost)
 
     def _nothing_left_to_deal(self) -> bool:

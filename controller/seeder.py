@@ -64,13 +64,15 @@ class Seeder:
         # A target that held nothing when this seeder started needs no per-file checks.
         self._target_fresh = bool(getattr(target, "is_empty", lambda: False)())
         self.pages = 0
+        self._check_every = max(1, tuning.intake_high_water // 10)
+        self._unchecked = self._check_every  # look once before the first node
 
     def run(self) -> None:
         """Walk until the frontier is exhausted or ``stop`` is set."""
         self.log.info("seeder_started", fresh_target=self._target_fresh)
         while not self.stop.is_set():
             try:
-                if self.state.counters().items_waiting >= self.tuning.intake_high_water:
+                if self._over_high_water():
                     self.stop.wait(self.tuning.idle_poll_s)  # backpressure: let the dealer catch up
                     continue
                 lease = self.frontier.claim(self.owner, self.tuning.dir_lease_s)
@@ -87,6 +89,17 @@ class Seeder:
                 self.log.warning("seeder_backing_off", error=str(exc))
                 self.stop.wait(1.0)
 
+    def _over_high_water(self) -> bool:
+        """The intake is checked once per tenth of the high-water mark committed (the seeder
+        may overshoot by that much), not once per directory: on a tree of small folders the
+        check cost as many Redis commands as the walk itself."""
+        if self._unchecked < self._check_every:
+            return False
+        if self.state.counters().items_waiting >= self.tuning.intake_high_water:
+            return True
+        self._unchecked = 0
+        return False
+
     def walk_node(self, lease: DirLease) -> None:
         """List one node page by page, committing each page under the lease."""
         rel = lease.node.path
@@ -100,6 +113,7 @@ class Seeder:
                 self.log.warning("dir_lease_lost", path=rel)
                 return
             self.pages += 1
+            self._unchecked += len(page.files)
             if not page.last and not self.frontier.renew(lease, self.tuning.dir_lease_s):
                 self.log.warning("dir_lease_lost", path=rel)
                 return

@@ -26,7 +26,7 @@ class Tuning(BaseModel):
     cost_per_byte: float = Field(1.0, ge=0)
     batch_max_items: int = Field(250, ge=1, le=2000, description="file items in one queue message")
     batch_max_cost: int = Field(64 * 1024 * 1024, ge=1, description="cost of one queue message")
-    deal_ahead_batches: int = Field(8, ge=1, description="batches a slot may hold beyond what it finished")
+    deal_ahead_batches: int = Field(4, ge=1, description="batches a slot may hold beyond what it finished")
     intake_high_water: int = Field(200_000, ge=1000, description="items waiting before seeders pause")
     page_entries: int = Field(5000, ge=10, description="directory entries per committed listing page")
     sort_names_max: int = Field(1_000_000, ge=100, description="names of one directory sorted in memory at once")

@@ -43,6 +43,9 @@ PY = sys.executable
 COPIER = str(Path(PY).parent / "copier")
 API_VERSION = "2025-11-05"
 WAN_DELAY_MS = 25
+# Diagnosis only: BENCH_KEEP_LOGS=DIR keeps every process's output, BENCH_LOG_LEVEL=info its events.
+KEEP_LOGS = os.environ.get("BENCH_KEEP_LOGS", "")
+COPIER_LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "warning")
 
 # file counts per tree: (full, quick)
 TREE_SIZES = {"small": (20_000, 2_000), "small5k": (5_000, 1_000), "flat": (200_000, 20_000),
@@ -76,6 +79,7 @@ class Result:
     vs_ceiling: float | None = None
     store: str | None = None
     note: str = ""
+    redis_top: dict = field(default_factory=dict)  # commands per file, the most called first
 
     @property
     def ok(self) -> bool:
@@ -185,6 +189,12 @@ def run_measured(specs: list[Spec], timeout_s: float, start_gap_s: float = 0.0, 
         outs[n], errs[n] = o.read(), e.read()
         o.close()
         e.close()
+    if KEEP_LOGS:
+        keep = Path(KEEP_LOGS) / f"{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        keep.mkdir(parents=True, exist_ok=True)
+        for n in outs:
+            (keep / f"{n}.out").write_text(outs[n])
+            (keep / f"{n}.err").write_text(errs[n])
     shutil.rmtree(tmp, ignore_errors=True)
     return Run(wall, cpu, {n: round(v / 1024, 1) for n, v in peak.items()},
                {n: p.returncode for n, p in procs.items()}, outs, errs, timed_out)
@@ -288,12 +298,21 @@ def blob_conn(endpoint: str, queue_endpoint: str | None = None) -> str:
     return s + (f"QueueEndpoint={queue_endpoint};" if queue_endpoint else "")
 
 
-def redis_calls(url: str) -> int:
+def redis_stats(url: str) -> dict[str, int]:
+    """Calls per command (INFO commandstats counts commands run inside scripts too)."""
     import redis
     client = redis.Redis.from_url(url)
     stats = client.info("commandstats")
     client.close()
-    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info",))
+    return {k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items() if k != "cmdstat_info"}
+
+
+def redis_calls(url: str, into: "Result | None" = None, files: int = 0) -> int:
+    stats = redis_stats(url)
+    if into is not None and files:
+        top = sorted(stats.items(), key=lambda kv: -kv[1])[:8]
+        into.redis_top = {k: round(v / files, 3) for k, v in top}
+    return sum(stats.values())
 
 
 def redis_memory(url: str) -> int:
@@ -339,6 +358,11 @@ class Bench:
         if root not in self.digests:
             self.digests[root] = gentree.tree_digest(root)
         return root, self.digests[root]
+
+    def wanted(self, method: str) -> bool:
+        """--methods: run only the methods whose name holds one of the given words."""
+        words = [w.strip() for w in (self.args.methods or "").split(",") if w.strip()]
+        return not words or any(w in method for w in words)
 
     def azurite(self) -> BenchAzurite:
         if self.factory is None:
@@ -438,7 +462,7 @@ class Bench:
                     env = {**os.environ, "COPIER_REDIS_URL": redis.url,
                            "COPIER_QUEUE_CONNECTION_STRING": blob_conn(queue_az.blob_endpoint, qend),
                            "AZURE_STORAGE_CONNECTION_STRING": blob_conn(endpoint),
-                           "COPIER_QUEUES": "azure", "COPIER_LOG_LEVEL": "warning"}
+                           "COPIER_QUEUES": "azure", "COPIER_LOG_LEVEL": COPIER_LOG_LEVEL}
                     work = [COPIER, "work", "--job", job] + (["--concurrency", str(concurrency)] if concurrency else [])
                     specs = [Spec("seed", argv_seed, env), Spec("control", [COPIER, "control", "--job", job], env)]
                     specs += [Spec(f"work{i}", work, env) for i in range(workers)]
@@ -446,7 +470,7 @@ class Bench:
                     run = run_measured(specs, self.timeout_s, start_gap_s=0.3)
                     n = len(self.digests[self._src])
                     fill(r, run, n, sum(s for s, _ in self.digests[self._src].values()))
-                    r.redis_cmds_per_file = round(redis_calls(redis.url) / n, 3) if n else None
+                    r.redis_cmds_per_file = round(redis_calls(redis.url, r, n) / n, 3) if n else None
                     r.queue_ops_per_file = round(qproxy.proxy.total_requests / n, 4) if n else None
                     st = subprocess.run([COPIER, "status", "--job", job, "--json"], env=env,
                                         capture_output=True, text=True, timeout=60)
@@ -480,6 +504,8 @@ class Bench:
                                                        "--state", str(self.work / f"l-{uuid.uuid4().hex[:6]}.sqlite"),
                                                        "--quiet"]))
         for method, make in methods:
+            if not self.wanted(method):
+                continue
             dst = self.work / f"local-{uuid.uuid4().hex[:6]}"
             argv = make(dst)
             subprocess.run(["sync"], check=False)
@@ -513,13 +539,13 @@ class Bench:
                 job = f"walk{uuid.uuid4().hex[:6]}"
                 dst = self.work / f"walk-target-{job}"
                 env = {**os.environ, "COPIER_REDIS_URL": redis.url, "COPIER_QUEUES": "redis",
-                       "COPIER_LOG_LEVEL": "warning"}
+                       "COPIER_LOG_LEVEL": COPIER_LOG_LEVEL}
                 argv = [COPIER, "seed", str(src), "--job", job, "--target", str(dst)]
                 base_mem = redis_memory(redis.url)
                 run = run_measured([Spec("seed", argv, env)], self.timeout_s if not self.quick else 120)
                 r = fill(Result("walk", f"copier seed ({tree_name})", fmt_cmd(argv)), run, n, 0)
                 r.mb_per_s = None
-                r.redis_cmds_per_file = round(redis_calls(redis.url) / n, 3)
+                r.redis_cmds_per_file = round(redis_calls(redis.url, r, n) / n, 3)
                 st = subprocess.run([COPIER, "status", "--job", job, "--json"], env=env,
                                     capture_output=True, text=True, timeout=60)
                 try:
@@ -544,6 +570,8 @@ class Bench:
                        rclone_ref: str = "", ceiling_ref: str = "ceiling") -> None:
         self._src, digest = self.tree(tree_name)
         for method, make, needs_copier in methods:
+            if not self.wanted(method):
+                continue
             if needs_copier and self.copier_na:
                 self.na(scenario, method, self.copier_na)
                 continue
@@ -710,7 +738,8 @@ Target for blob methods: `http://127.0.0.1:PORT/devstoreaccount1/CONTAINER` (POR
             f.writelines(json.dumps({**asdict(r), "run": self.run_id}) + "\n" for r in self.results)
         print()
         print(self.table())
-        self.write_markdown(started, sys.argv[1:])
+        if not self.args.methods:  # a partial run leaves the last complete table in place
+            self.write_markdown(started, sys.argv[1:])
         failed = [r for r in self.results if r.verified not in ("ok", "n/a", "partial")]
         return 1 if failed else 0
 
@@ -719,6 +748,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller trees: a few minutes")
     p.add_argument("--only", default="", help=f"comma-separated scenarios: {', '.join(SCENARIOS)}")
+    p.add_argument("--methods", default="", help="comma-separated words: only methods whose name holds one "
+                   "(for iterating on one row; the table then lacks its references)")
     p.add_argument("--out", default="bench-results/")
     p.add_argument("--trees", default=os.path.join(tempfile.gettempdir(), "copier-bench-trees"),
                    help="where generated trees are kept between runs")

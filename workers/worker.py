@@ -72,12 +72,15 @@ class Worker:
         self.log.info("worker_started", slot=self.slot, queue=own.name)
         keeper = threading.Thread(target=self._keep_leases, name=f"lease-{self.id}", daemon=True)
         keeper.start()
+        idle_s = 0.0
         try:
             while not self.stop.is_set() and self._fatal is None:
                 try:
                     if self.drain_once(self._queue(self.slot), check_all=False):
+                        idle_s = 0.0
                         continue
                     if self._take_over_one():
+                        idle_s = 0.0
                         continue
                     if self._idle_and_done():
                         self.log.info("job_done")
@@ -86,7 +89,10 @@ class Worker:
                     self.log.warning("worker_backing_off", error=str(exc))
                     self.stop.wait(1.0)
                     continue
-                self.stop.wait(self.tuning.idle_poll_s)
+                # An empty queue is often only a gap between two deals: look again soon, then
+                # back off exponentially to idle_poll_s so an idle fleet costs few requests.
+                idle_s = min(self.tuning.idle_poll_s, max(idle_s * 2, self.tuning.idle_poll_s / 16))
+                self.stop.wait(idle_s)
         finally:
             self._finish_in_hand()
             self._pool.shutdown(wait=True, cancel_futures=self._fatal is not None)
