@@ -22,7 +22,7 @@ from copier import log
 from copier.config import Tuning
 from copier.errors import TransientError
 from copier.models import DirLease, Failure, JobSpec, ListingPage, WorkItem, decode_cursor, encode_cursor
-from copier.protocols import Frontier, Lister, StateStore, Target
+from copier.protocols import ChainingFrontier, Frontier, Lister, StateStore, Target
 
 _SPECIAL = (
     (stat_mod.S_ISFIFO, "named pipe (FIFO); not a regular file"),
@@ -66,28 +66,38 @@ class Seeder:
         self.pages = 0
         self._check_every = max(1, tuning.intake_high_water // 10)
         self._unchecked = self._check_every  # look once before the first node
+        # Hand on a node's last page and take the next node in one step, where the frontier can.
+        self._chains = isinstance(frontier, ChainingFrontier)
 
     def run(self) -> None:
         """Walk until the frontier is exhausted or ``stop`` is set."""
         self.log.info("seeder_started", fresh_target=self._target_fresh)
+        lease: DirLease | None = None  # the next node, when the last commit claimed it
         while not self.stop.is_set():
             try:
-                if self._over_high_water():
-                    self.stop.wait(self.tuning.idle_poll_s)  # backpressure: let the dealer catch up
-                    continue
-                lease = self.frontier.claim(self.owner, self.tuning.dir_lease_s)
                 if lease is None:
-                    if self.frontier.requeue_expired():
+                    if self._over_high_water():
+                        self.stop.wait(self.tuning.idle_poll_s)  # backpressure: let the dealer catch up
                         continue
-                    if self.frontier.exhausted():
-                        self.log.info("walk_finished", pages=self.pages)
-                        return
-                    self.stop.wait(self.tuning.idle_poll_s)
-                    continue
-                self.walk_node(lease)
+                    lease = self.frontier.claim(self.owner, self.tuning.dir_lease_s)
+                    if lease is None:
+                        if self.frontier.requeue_expired():
+                            continue
+                        if self.frontier.exhausted():
+                            self.log.info("walk_finished", pages=self.pages)
+                            return
+                        self.stop.wait(self.tuning.idle_poll_s)
+                        continue
+                lease = self.walk_node(lease)
             except TransientError as exc:  # the node's lease runs out and it is listed again
+                lease = None
                 self.log.warning("seeder_backing_off", error=str(exc))
                 self.stop.wait(1.0)
+        if lease is not None:  # claimed with the last commit, never listed: give it back
+            try:
+                self.frontier.release(lease)
+            except TransientError as exc:  # its lease runs out instead
+                self.log.warning("dir_release_failed", path=lease.node.path, error=str(exc))
 
     def _over_high_water(self) -> bool:
         """The intake is checked once per tenth of the high-water mark committed (the seeder
@@ -100,23 +110,33 @@ class Seeder:
         self._unchecked = 0
         return False
 
-    def walk_node(self, lease: DirLease) -> None:
-        """List one node page by page, committing each page under the lease."""
+    def walk_node(self, lease: DirLease) -> DirLease | None:
+        """List one node page by page, committing each page under the lease. Returns the
+        next node's lease when the frontier could hand it on with the last page."""
         rel = lease.node.path
         verify = not self._target_fresh and self._target_has_files(rel)
         pages = self._pages(rel, lease.node.cursor, verify)
         for page in pages:
             if self.stop.is_set() and not page.last:
                 self.frontier.release(lease)
-                return
-            if not self.frontier.commit(lease, page):
+                return None
+            following = None
+            if page.last and self._chains and not self.stop.is_set() and not self._over_high_water():
+                committed, following = self.frontier.commit_and_claim(lease, page, self.owner,
+                                                                      self.tuning.dir_lease_s)
+            else:
+                committed = self.frontier.commit(lease, page)
+            if not committed:
                 self.log.warning("dir_lease_lost", path=rel)
-                return
+                return None
             self.pages += 1
             self._unchecked += len(page.files)
-            if not page.last and not self.frontier.renew(lease, self.tuning.dir_lease_s):
+            if page.last:
+                return following
+            if not self.frontier.renew(lease, self.tuning.dir_lease_s):
                 self.log.warning("dir_lease_lost", path=rel)
-                return
+                return None
+        return None
 
     def _target_has_files(self, rel: str) -> bool:
         if not isinstance(self.target, Lister):

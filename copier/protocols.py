@@ -60,6 +60,22 @@ class Frontier(Protocol):
         """True when no node is waiting or leased: the walk is finished."""
 
 
+@runtime_checkable
+class ChainingFrontier(Protocol):
+    """Optional: a Frontier that hands on one directory and takes the next in one step (on a
+    tree of small folders, one round trip per directory instead of two). Both backends have it."""
+
+    def commit_and_claim(self, lease: DirLease, page: ListingPage, owner: str,
+                         lease_s: float) -> tuple[bool, DirLease | None]:
+        """``commit(lease, page)`` for the last page of a node, then, in the same atomic step
+        and only if that commit took effect, ``claim(owner, lease_s)``. Returns
+        ``(committed, next_lease)``: ``(False, None)`` when the lease is no longer held, which
+        changes nothing and claims nothing; ``(True, None)`` when committed but no node is
+        waiting. The next node is the one ``claim`` would take right after the commit (for
+        DFS, the first subdirectory the page listed, if any). Raises ValueError if
+        ``page.last`` is false."""
+
+
 class StateStore(Protocol):
     """Job spec, counters, intake dealing, worker slots, failures. Every method is idempotent
     where the docstring says so; the roles rely on it to survive being killed anywhere."""

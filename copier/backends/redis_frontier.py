@@ -1,9 +1,17 @@
 """Frontier on Redis: one list of directory nodes, popped from the left.
 
 DFS pushes new nodes on the left (a stack, in listed order), BFS on the right (a queue).
-A claimed node moves into the ``leases`` hash (token -> ``owner NUL cursor TAB path``) with
-its expiry, by the Redis clock, in the ``lease_exp`` sorted set. A page is committed by one
-script, so it is counted once or not at all.
+A claimed node moves into the ``leases`` hash: token -> ``expires_ms NUL owner NUL cursor TAB
+path``, the expiry by the Redis clock. There is no expiry index: the hash holds one field per
+node being listed (about one per seeder), so ``requeue_expired`` reads it whole. A page is
+committed by one script, so it is counted once or not at all.
+
+Redis commands per directory matter (issue 5: at most one per file on a tree of small
+folders, counted with the commands scripts run): a one-page directory committed together
+with the claim of the next (``commit_and_claim``) costs the EVALSHA, HDEL (which is also the
+lease check), RPUSH of its files, LPUSH of its subdirectories (if any; none for the first one
+under DFS, which is leased at once), its counters (HINCRBY for one or two of them, else one
+HMGET and one HSET), then TIME, LPOP and HSET for the next lease.
 """
 
 from __future__ import annotations
@@ -23,79 +31,122 @@ redis.call('HINCRBY', KEYS[3], 'dirs_total', 1)
 return 1
 """
 
-# KEYS frontier, leases, lease_exp; ARGV owner, token, lease_ms
-_CLAIM = LUA_COMMON + """
+# A lease value: expires_ms NUL owner NUL node. A value with one NUL (owner NUL node) was
+# written by an older version, whose expiry lived elsewhere: it reads as expired.
+_LEASES = LUA_COMMON + """
+local function parse_lease(v)
+  local a = string.find(v, '\0', 1, true)
+  local b = string.find(v, '\0', a + 1, true)
+  if not b then return 0, string.sub(v, 1, a - 1), string.sub(v, a + 1) end
+  return tonumber(string.sub(v, 1, a - 1)), string.sub(v, a + 1, b - 1), string.sub(v, b + 1)
+end
+local function put_lease(leases, token, owner, node, lease_ms, now)
+  local expires = (now or now_ms()) + tonumber(lease_ms)
+  redis.call('HSET', leases, token, int(expires) .. '\0' .. owner .. '\0' .. node)
+  return {node, int(expires)}
+end
+"""
+
+# KEYS frontier, leases; ARGV owner, token, lease_ms
+_CLAIM = _LEASES + """
 local node = redis.call('LPOP', KEYS[1])
 if not node then return false end
-local expires = now_ms() + tonumber(ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1] .. '\\0' .. node)
-redis.call('ZADD', KEYS[3], expires, ARGV[2])
-return {node, expires}
+return put_lease(KEYS[2], ARGV[2], ARGV[1], node, ARGV[3])
 """
 
-# KEYS leases, lease_exp; ARGV token, lease_ms
-_RENEW = LUA_COMMON + """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('ZADD', KEYS[2], now_ms() + tonumber(ARGV[2]), ARGV[1])
+# KEYS leases; ARGV token, lease_ms
+_RENEW = _LEASES + """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local _, owner, node = parse_lease(v)
+put_lease(KEYS[1], ARGV[1], owner, node, ARGV[2])
 return 1
 """
 
-_NODE_OF_LEASE = """
-local function node_of(lease) return string.sub(lease, string.find(lease, '\\0', 1, true) + 1) end
-local function requeue(token)
-  local lease = redis.call('HGET', KEYS[2], token)
-  redis.call('ZREM', KEYS[3], token)
-  if not lease then return 0 end
-  redis.call('LPUSH', KEYS[1], node_of(lease))
-  redis.call('HDEL', KEYS[2], token)
-  return 1
+# KEYS frontier, leases; ARGV token
+_RELEASE = _LEASES + """
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if not v then return 0 end
+local _, _, node = parse_lease(v)
+redis.call('LPUSH', KEYS[1], node)
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS frontier, leases. The expired nodes go back to the front, the latest expiry frontmost
+# (as if each were pushed in turn, in order of expiry).
+_REQUEUE_EXPIRED = _LEASES + """
+local all = redis.call('HGETALL', KEYS[2])
+if #all == 0 then return 0 end
+local now, expired = now_ms(), {}
+for i = 1, #all, 2 do
+  local expires, _, node = parse_lease(all[i + 1])
+  if expires <= now then expired[#expired + 1] = {expires, all[i], node} end
 end
+if #expired == 0 then return 0 end
+table.sort(expired, function(x, y) return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2]) end)
+local nodes, tokens = {}, {}
+for i, e in ipairs(expired) do nodes[i], tokens[i] = e[3], e[2] end
+redis.call('LPUSH', KEYS[1], unpack(nodes))
+redis.call('HDEL', KEYS[2], unpack(tokens))
+return #expired
 """
 
-# KEYS frontier, leases, lease_exp; ARGV token
-_RELEASE = _NODE_OF_LEASE + "return requeue(ARGV[1])"
-
-# KEYS frontier, leases, lease_exp
-_REQUEUE_EXPIRED = LUA_COMMON + _NODE_OF_LEASE + """
-local n = 0
-for _, token in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms())) do n = n + requeue(token) end
-return n
-"""
-
-# KEYS frontier, leases, lease_exp, intake, counters, failures, failure_index
+# KEYS frontier, leases, intake, counters, failures, failure_index
 # ARGV token, push (LPUSH|RPUSH), last (1|0), cursor, n_dirs, n_files, n_bytes, n_failures,
-#      then the dir nodes, the items, and (path, record) pairs
-_COMMIT = LUA_COMMON + """
-local lease = redis.call('HGET', KEYS[2], ARGV[1])
-if not lease then return 0 end
-local function push(cmd, key, first, last)
-  for i = first, last, 1000 do redis.call(cmd, key, unpack(ARGV, i, math.min(i + 999, last))) end
-end
-local n_dirs, n_files, n_failures = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
-local c = KEYS[5]
-if n_dirs > 0 then
-  push(ARGV[2], KEYS[1], 9, 8 + n_dirs)
-  redis.call('HINCRBY', c, 'dirs_total', n_dirs)
-end
-if n_files > 0 then
-  push('RPUSH', KEYS[4], 9 + n_dirs, 8 + n_dirs + n_files)
-  redis.call('HINCRBY', c, 'files_total', n_files)
-  redis.call('HINCRBY', c, 'bytes_total', ARGV[7])
-end
-if n_failures > 0 then
-  record_failures(KEYS[6], KEYS[7], 9 + n_dirs + n_files)
-  redis.call('HINCRBY', c, 'entries_failed', n_failures)
-end
-if ARGV[3] == '1' then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('HINCRBY', c, 'dirs_done', 1)
+#      owner, token and lease_ms of the next lease ('' owner: claim none), then the dir nodes,
+#      the items, and (path, record) pairs
+# Returns 0 if the lease is not held (nothing changed), else {1} or {1, node, expires_ms}.
+_COMMIT = _LEASES + """
+local token, last = ARGV[1], ARGV[3] == '1'
+if last then
+  if redis.call('HDEL', KEYS[2], token) == 0 then return 0 end
 else
-  local owner_end = string.find(lease, '\\0', 1, true)
-  local cursor_end = string.find(lease, '\\t', owner_end + 1, true)
-  redis.call('HSET', KEYS[2], ARGV[1], string.sub(lease, 1, owner_end) .. ARGV[4] .. string.sub(lease, cursor_end))
+  local v = redis.call('HGET', KEYS[2], token)
+  if not v then return 0 end
+  local expires, owner, node = parse_lease(v)
+  local tab = string.find(node, '\t', 1, true)
+  redis.call('HSET', KEYS[2], token, int(expires) .. '\0' .. owner .. '\0' .. ARGV[4] .. string.sub(node, tab))
 end
-return 1
+local first, n_dirs, n_files, n_failures = 12, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
+local claim = last and ARGV[9] ~= ''
+local function push(cmd, key, from, to)
+  for i = from, to, 1000 do redis.call(cmd, key, unpack(ARGV, i, math.min(i + 999, to))) end
+end
+-- Under DFS the first listed subdirectory (last in ARGV) would be pushed and popped at once.
+local next_node = nil
+local dirs_to = first + n_dirs - 1
+if claim and n_dirs > 0 and ARGV[2] == 'LPUSH' then
+  next_node = ARGV[dirs_to]
+  dirs_to = dirs_to - 1
+end
+if dirs_to >= first then push(ARGV[2], KEYS[1], first, dirs_to) end
+if n_files > 0 then push('RPUSH', KEYS[3], first + n_dirs, first + n_dirs + n_files - 1) end
+if n_failures > 0 then record_failures(KEYS[5], KEYS[6], first + n_dirs + n_files) end
+-- Counters: HINCRBY each when one or two change, else one HMGET and one HSET (atomic here).
+local names, deltas = {}, {}
+local function add(name, delta)
+  if delta ~= 0 then names[#names + 1], deltas[#deltas + 1] = name, delta end
+end
+add('dirs_total', n_dirs)
+add('files_total', n_files)
+add('bytes_total', tonumber(ARGV[7]))
+add('entries_failed', n_failures)
+if last then add('dirs_done', 1) end
+if #names <= 2 then
+  for i, name in ipairs(names) do redis.call('HINCRBY', KEYS[4], name, int(deltas[i])) end
+else
+  local now_values, fields = redis.call('HMGET', KEYS[4], unpack(names)), {}
+  for i, name in ipairs(names) do
+    fields[2 * i - 1], fields[2 * i] = name, int((tonumber(now_values[i]) or 0) + deltas[i])
+  end
+  redis.call('HSET', KEYS[4], unpack(fields))
+end
+if not claim then return {1} end
+next_node = next_node or redis.call('LPOP', KEYS[1])
+if not next_node then return {1} end
+local got = put_lease(KEYS[2], ARGV[10], ARGV[9], next_node, ARGV[11])
+return {1, got[1], got[2]}
 """
 
 _LEASE_MS_MIN = 1
@@ -108,7 +159,7 @@ class RedisFrontier:
         reg = client.register_script
         self._seed, self._claim, self._renew = reg(_SEED), reg(_CLAIM), reg(_RENEW)
         self._release, self._requeue, self._commit = reg(_RELEASE), reg(_REQUEUE_EXPIRED), reg(_COMMIT)
-        self._lease_keys = [self.keys.frontier, self.keys.leases, self.keys.lease_exp]
+        self._lease_keys = [self.keys.frontier, self.keys.leases]
 
     @translated
     def seed_root(self) -> bool:
@@ -117,31 +168,42 @@ class RedisFrontier:
 
     @translated
     def claim(self, owner: str, lease_s: float) -> DirLease | None:
-        if "\0" in owner:
-            raise ValueError("an owner name cannot contain NUL")
+        _check_owner(owner)
         token = uuid.uuid4().hex
         got = self._claim(keys=self._lease_keys, args=[owner, token, _ms(lease_s)])
-        if not got:
-            return None
-        node, expires_ms = got
-        return DirLease(node=decode_node(node), owner=owner, token=token, expires_at=int(expires_ms) / 1000)
+        return _lease(got, owner, token) if got else None
 
     @translated
     def renew(self, lease: DirLease, lease_s: float) -> bool:
-        return self._renew(keys=[self.keys.leases, self.keys.lease_exp], args=[lease.token, _ms(lease_s)]) == 1
+        return self._renew(keys=[self.keys.leases], args=[lease.token, _ms(lease_s)]) == 1
 
     @translated
     def commit(self, lease: DirLease, page: ListingPage) -> bool:
+        return self._commit_page(lease, page, ["", "", ""]) != 0
+
+    @translated
+    def commit_and_claim(self, lease: DirLease, page: ListingPage, owner: str,
+                         lease_s: float) -> tuple[bool, DirLease | None]:
+        if not page.last:
+            raise ValueError("commit_and_claim takes the last page of a node")
+        _check_owner(owner)
+        token = uuid.uuid4().hex
+        got = self._commit_page(lease, page, [owner, token, _ms(lease_s)])
+        if not got:
+            return False, None
+        return True, (_lease(got[1:], owner, token) if len(got) > 1 else None)
+
+    def _commit_page(self, lease: DirLease, page: ListingPage, claim_args: list):
         k = self.keys
         dirs = [encode_node(DirNode(child_path(lease.node.path, name))) for name in page.subdirs]
         if self.order is Order.DFS:
             dirs.reverse()  # LPUSH a, b leaves b on top; reversed, the first listed comes out first
         failures = failure_args(page.failures)
         args = [lease.token, "LPUSH" if self.order is Order.DFS else "RPUSH", int(page.last), page.cursor,
-                len(dirs), len(page.files), sum(f.size for f in page.files), len(failures) // 2,
+                len(dirs), len(page.files), sum(f.size for f in page.files), len(failures) // 2, *claim_args,
                 *dirs, *(encode_item(f) for f in page.files), *failures]
         keys = [*self._lease_keys, k.intake, k.counters, k.failures, k.failure_index]
-        return self._commit(keys=keys, args=args) == 1
+        return self._commit(keys=keys, args=args)
 
     @translated
     def release(self, lease: DirLease) -> None:
@@ -159,6 +221,16 @@ class RedisFrontier:
         pipe.hlen(self.keys.leases)
         seeded, waiting, leased = pipe.execute()
         return bool(seeded) and waiting == 0 and leased == 0
+
+
+def _check_owner(owner: str) -> None:
+    if "\0" in owner:
+        raise ValueError("an owner name cannot contain NUL")
+
+
+def _lease(got, owner: str, token: str) -> DirLease:
+    node, expires_ms = got
+    return DirLease(node=decode_node(node), owner=owner, token=token, expires_at=int(expires_ms) / 1000)
 
 
 def _ms(seconds: float) -> int:

@@ -33,17 +33,20 @@ class SqliteFrontier:
         return True
 
     def claim(self, owner: str, lease_s: float) -> DirLease | None:
-        token = uuid.uuid4().hex
         with self.db.write() as conn:
-            row = conn.execute("SELECT id, path, cursor FROM frontier_nodes WHERE job = ? ORDER BY pos LIMIT 1",
-                               (self.job,)).fetchone()
-            if row is None:
-                return None
-            node_id, path, cursor = row
-            expires_at = time.time() + lease_s
-            conn.execute("DELETE FROM frontier_nodes WHERE id = ?", (node_id,))
-            conn.execute("INSERT INTO frontier_leases (token, job, owner, cursor, path, expires_at) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (token, self.job, owner, cursor, path, expires_at))
+            return self._claim(conn, owner, lease_s)
+
+    def _claim(self, conn: sqlite3.Connection, owner: str, lease_s: float) -> DirLease | None:
+        token = uuid.uuid4().hex
+        row = conn.execute("SELECT id, path, cursor FROM frontier_nodes WHERE job = ? ORDER BY pos LIMIT 1",
+                           (self.job,)).fetchone()
+        if row is None:
+            return None
+        node_id, path, cursor = row
+        expires_at = time.time() + lease_s
+        conn.execute("DELETE FROM frontier_nodes WHERE id = ?", (node_id,))
+        conn.execute("INSERT INTO frontier_leases (token, job, owner, cursor, path, expires_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?)", (token, self.job, owner, cursor, path, expires_at))
         return DirLease(node=DirNode(path_str(path), str(cursor)), owner=owner, token=token, expires_at=expires_at)
 
     def renew(self, lease: DirLease, lease_s: float) -> bool:
@@ -54,26 +57,38 @@ class SqliteFrontier:
 
     def commit(self, lease: DirLease, page: ListingPage) -> bool:
         with self.db.write() as conn:
-            held = conn.execute("SELECT 1 FROM frontier_leases WHERE token = ? AND job = ?",
-                                (lease.token, self.job)).fetchone()
-            if held is None:
-                return False
-            dirs = [(path_bytes(child_path(lease.node.path, name)), "") for name in page.subdirs]
-            if self.order is Order.DFS:
-                self._push_front(conn, dirs)
-            else:
-                self._push_back(conn, dirs)
-            conn.executemany("INSERT INTO intake_items (job, size, item) VALUES (?, ?, ?)",
-                             [(self.job, f.size, encode_item(f)) for f in page.files])
-            flat = failure_args(page.failures)
-            record_failures(conn, self.job, list(zip(flat[::2], flat[1::2])))
-            bump(conn, self.job, dirs_total=len(dirs), files_total=len(page.files), items_waiting=len(page.files),
-                 bytes_total=sum(f.size for f in page.files), entries_failed=len(flat) // 2,
-                 dirs_done=1 if page.last else 0)
-            if page.last:
-                conn.execute("DELETE FROM frontier_leases WHERE token = ?", (lease.token,))
-            else:
-                conn.execute("UPDATE frontier_leases SET cursor = ? WHERE token = ?", (page.cursor, lease.token))
+            return self._commit(conn, lease, page)
+
+    def commit_and_claim(self, lease: DirLease, page: ListingPage, owner: str,
+                         lease_s: float) -> tuple[bool, DirLease | None]:
+        if not page.last:
+            raise ValueError("commit_and_claim takes the last page of a node")
+        with self.db.write() as conn:
+            if not self._commit(conn, lease, page):
+                return False, None
+            return True, self._claim(conn, owner, lease_s)
+
+    def _commit(self, conn: sqlite3.Connection, lease: DirLease, page: ListingPage) -> bool:
+        held = conn.execute("SELECT 1 FROM frontier_leases WHERE token = ? AND job = ?",
+                            (lease.token, self.job)).fetchone()
+        if held is None:
+            return False
+        dirs = [(path_bytes(child_path(lease.node.path, name)), "") for name in page.subdirs]
+        if self.order is Order.DFS:
+            self._push_front(conn, dirs)
+        else:
+            self._push_back(conn, dirs)
+        conn.executemany("INSERT INTO intake_items (job, size, item) VALUES (?, ?, ?)",
+                         [(self.job, f.size, encode_item(f)) for f in page.files])
+        flat = failure_args(page.failures)
+        record_failures(conn, self.job, list(zip(flat[::2], flat[1::2])))
+        bump(conn, self.job, dirs_total=len(dirs), files_total=len(page.files), items_waiting=len(page.files),
+             bytes_total=sum(f.size for f in page.files), entries_failed=len(flat) // 2,
+             dirs_done=1 if page.last else 0)
+        if page.last:
+            conn.execute("DELETE FROM frontier_leases WHERE token = ?", (lease.token,))
+        else:
+            conn.execute("UPDATE frontier_leases SET cursor = ? WHERE token = ?", (page.cursor, lease.token))
         return True
 
     def release(self, lease: DirLease) -> None:

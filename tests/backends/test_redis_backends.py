@@ -96,3 +96,40 @@ def test_frontier_runs_on_fakeredis_when_lua_is_available(unique):
     assert frontier.commit(lease, ListingPage(("a", "b"), files(3), (), 5, True))
     assert frontier.claim("s1", 30).node.path == "a"
     assert state.take_batch(0, 10, 10**9, 1, 0.0).items == files(3)
+
+
+def commands_run(client: redis.Redis) -> dict[str, int]:
+    """Redis's own count of commands by name (INFO commandstats counts those scripts run)."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): v["calls"] for name, v in stats.items() if name != "cmdstat_info"}
+
+
+def commands_since(client: redis.Redis, before: dict[str, int]) -> dict[str, int]:
+    after = commands_run(client)
+    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
+
+
+def test_a_small_directory_costs_a_few_redis_commands(redis_url, unique):
+    """Issue 5: at most one Redis command per file on a tree of folders of about ten files.
+    A one-page directory handed on with the claim of the next is one script: EVALSHA, HDEL
+    (the lease check), RPUSH of its files, its counters (HMGET + HSET), TIME, LPOP, HSET."""
+    client = redis.Redis.from_url(redis_url)
+    for order in (Order.DFS, Order.BFS):
+        frontier = RedisFrontier(client, unique + order.value, order)
+        frontier.seed_root()
+        lease = frontier.claim("s1", 30)
+        committed, lease = frontier.commit_and_claim(lease, ListingPage(("a", "b", "c"), files(3), ()), "s1", 30)
+        assert committed  # the script is loaded now
+        before = commands_run(client)
+        committed, lease = frontier.commit_and_claim(lease, ListingPage((), files(10, "a"), ()), "s1", 30)
+        assert committed and lease.node.path == "b"
+        leaf = commands_since(client, before)
+        assert sum(leaf.values()) == 8, leaf
+        before = commands_run(client)
+        committed, lease = frontier.commit_and_claim(lease, ListingPage(("x", "y"), files(10, "b"), ()), "s1", 30)
+        assert committed
+        inner = commands_since(client, before)
+        # + LPUSH of y, and DFS leases x at once (no LPOP); BFS pushes both and pops a node
+        assert sum(inner.values()) == (8 if order is Order.DFS else 9), inner
+        assert inner.get("time") == 1 and "zadd" not in inner and "hget" not in inner
+    client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -236,3 +237,116 @@ def test_order_survives_a_new_frontier_instance(backend, unique, order):
     first.seed_root()
     assert first.commit(first.claim("s1", LEASE_S), page(["a", "b"], []))
     assert backend.frontier(unique, order).claim("s2", LEASE_S).node.path == "a"
+
+
+# -- commit_and_claim (copier.protocols.ChainingFrontier) ----------------------------------
+
+def chain_order(frontier, tree) -> list[str]:
+    """Walk with commit_and_claim: every node's page handed on with the claim of the next."""
+    seen = []
+    lease = frontier.claim("s1", LEASE_S)
+    while lease is not None:
+        seen.append(lease.node.path)
+        path = lease.node.path
+        committed, lease = frontier.commit_and_claim(
+            lease, page(tree.get(path, []), [item(f"{path}/f" if path else "f")]), "s1", LEASE_S)
+        assert committed
+    return seen
+
+
+def test_both_backends_chain(backend, unique):
+    from copier.protocols import ChainingFrontier
+
+    assert isinstance(backend.frontier(unique), ChainingFrontier)
+
+
+@pytest.mark.parametrize("order", [Order.DFS, Order.BFS])
+def test_commit_and_claim_walks_in_the_same_order_and_counts(backend, unique, order):
+    plain, chained = backend.frontier(unique + "p", order), backend.frontier(unique + "c", order)
+    plain.seed_root()
+    chained.seed_root()
+    assert chain_order(chained, TREE) == walk_order(plain, TREE)
+    assert backend.state(unique + "c").counters() == backend.state(unique + "p").counters()
+    assert chained.exhausted() is True
+
+
+def test_commit_and_claim_hands_on_a_held_lease(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    first = frontier.claim("s1", LEASE_S)
+    failures = [Failure("link", "symlink skipped", "symlink")]
+    committed, nxt = frontier.commit_and_claim(first, page(["d1", "d2"], [item("f1", 100)], failures), "s2", LEASE_S)
+    assert committed is True
+    assert nxt.node == DirNode("d1") and nxt.owner == "s2" and nxt.token != first.token
+    assert nxt.expires_at > 0
+    assert frontier.commit(first, page([], [item("again")])) is False  # the first page counts once
+    c = state.counters()
+    assert (c.dirs_total, c.dirs_done, c.files_total, c.bytes_total, c.entries_failed) == (3, 1, 1, 100, 1)
+    assert state.failures() == failures
+    assert frontier.exhausted() is False
+    assert frontier.renew(nxt, LEASE_S) is True
+    frontier.release(nxt)  # the claimed node is an ordinary lease: it can be given back
+    assert frontier.claim("s3", LEASE_S).node == DirNode("d1")
+
+
+def test_commit_and_claim_with_a_lost_lease_changes_nothing_and_claims_nothing(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    lost = frontier.claim("s1", SHORT_LEASE_S)
+    eventually(frontier.requeue_expired)
+    before = state.counters()
+    got = frontier.commit_and_claim(lost, page(["d"], [item("f")], [Failure("x", "bad")]), "s1", LEASE_S)
+    assert got == (False, None)
+    assert state.counters() == before
+    assert state.failures() == []
+    assert state.take_batch(0, 10, 10**9, 1, 0.0) is None
+    again = frontier.claim("s2", LEASE_S)  # the waiting node was not claimed by the failed call
+    assert again.node == DirNode("") and again.token != lost.token
+    assert frontier.claim("s2", LEASE_S) is None
+
+
+def test_commit_and_claim_when_nothing_waits(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    other = frontier.claim("s1", LEASE_S)
+    assert frontier.commit(other, page(["d"], []))
+    lease = frontier.claim("s1", LEASE_S)
+    assert frontier.commit_and_claim(lease, page([], [item("d/f")]), "s1", LEASE_S) == (True, None)
+    assert frontier.exhausted() is True
+    c = state.counters()
+    assert (c.dirs_total, c.dirs_done, c.files_total) == (2, 2, 1)
+
+
+def test_commit_and_claim_takes_only_a_last_page(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    lease = frontier.claim("s1", LEASE_S)
+    before = state.counters()
+    with pytest.raises(ValueError):
+        frontier.commit_and_claim(lease, page([], [item("f")], cursor=encode_cursor("f"), last=False), "s1", LEASE_S)
+    assert state.counters() == before
+    assert frontier.commit(lease, page([], [item("f")]))
+
+
+def test_commit_and_claim_lease_expires_like_any_other(backend, unique):
+    frontier = backend.frontier(unique, Order.BFS)
+    frontier.seed_root()
+    committed, nxt = frontier.commit_and_claim(frontier.claim("s1", LEASE_S), page(["a", "b"], []), "s1",
+                                               SHORT_LEASE_S)
+    assert committed and nxt.node == DirNode("a")
+    assert eventually(frontier.requeue_expired) == 1
+    assert frontier.commit(nxt, page([], [])) is False
+    assert frontier.claim("s2", LEASE_S).node == DirNode("a")  # back at the front, ahead of b
+
+
+def test_expired_nodes_come_back_latest_expiry_frontmost(backend, unique):
+    frontier = backend.frontier(unique, Order.BFS)
+    frontier.seed_root()
+    assert frontier.commit(frontier.claim("s1", LEASE_S), page(["a", "b", "c"], []))
+    first = frontier.claim("s1", SHORT_LEASE_S)
+    time.sleep(0.02)
+    second = frontier.claim("s2", SHORT_LEASE_S)
+    assert (first.node.path, second.node.path) == ("a", "b")
+    time.sleep(SHORT_LEASE_S + 0.1)
+    assert frontier.requeue_expired() == 2
+    assert [frontier.claim("s3", LEASE_S).node.path for _ in range(3)] == ["b", "a", "c"]
