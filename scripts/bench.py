@@ -538,8 +538,10 @@ class Bench:
             try:
                 job = f"walk{uuid.uuid4().hex[:6]}"
                 dst = self.work / f"walk-target-{job}"
+                # No controller drains the intake in a walk-only run: lift the seeders'
+                # backpressure, or the walk of `flat` would wait at the high-water mark.
                 env = {**os.environ, "COPIER_REDIS_URL": redis.url, "COPIER_QUEUES": "redis",
-                       "COPIER_LOG_LEVEL": COPIER_LOG_LEVEL}
+                       "COPIER_LOG_LEVEL": COPIER_LOG_LEVEL, "COPIER_INTAKE_HIGH_WATER": str(10 * n)}
                 argv = [COPIER, "seed", str(src), "--job", job, "--target", str(dst)]
                 base_mem = redis_memory(redis.url)
                 run = run_measured([Spec("seed", argv, env)], self.timeout_s if not self.quick else 120)
