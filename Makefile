@@ -27,9 +27,9 @@ test-fast: install
 	$(PY) -m pytest -q -m "not slow"
 
 demo: install
-	rm -rf $(SAMPLE)/target
+	rm -rf $(SAMPLE)
 	$(PY) -m scripts.gentree $(SAMPLE)/source --profile sample
-	$(VENV)/bin/copier copy $(SAMPLE)/source $(SAMPLE)/target --state $(SAMPLE)/state.sqlite --rescan
+	$(VENV)/bin/copier copy $(SAMPLE)/source $(SAMPLE)/target --state $(SAMPLE)/state.sqlite
 
 # make copy SRC=/mnt/data DST=/backup/data
 copy: install
