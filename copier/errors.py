@@ -14,7 +14,8 @@
 
 SDK exceptions (``redis.*``, ``azure.core.*``) are translated into these where the SDK
 is called — in ``targets/`` and ``copier/backends/`` — and nowhere else.
-Messages never carry a secret: build them from redacted URLs (``copier.urls.redact``).
+Messages never carry a secret: build them from redacted URLs (``targets.url.redact``,
+``copier.backends.redis_state.redact_url``); ``copier.log.scrub`` is the last line of defence.
 """
 
 from __future__ import annotations
