@@ -67,6 +67,16 @@ def translated(path: str) -> Iterator[None]:
         raise FatalError(f"sqlite {path}: {exc}") from exc
 
 
+def open_connection(path: str) -> sqlite3.Connection:
+    """A connection with the settings every copier table relies on: WAL, autocommit (each
+    write is an explicit ``BEGIN IMMEDIATE``), a 10 s busy timeout, NORMAL durability."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
 class SqliteDb:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -81,11 +91,7 @@ class SqliteDb:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
+            conn = self._local.conn = open_connection(self.path)
             with self._lock:
                 self._all.append(conn)
         return conn

@@ -16,12 +16,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from copier.backends.queues import MAX_REASON_CHARS, MAX_RECEIVE, check_body
+from copier.backends.sqlite_db import open_connection
 from copier.errors import BackendUnavailable, TransientError
 from copier.models import DeadLetter, Delivery
 
 T = TypeVar("T")
-
-BUSY_TIMEOUT_S = 10.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_messages (
@@ -58,11 +57,7 @@ class _Database:
     def connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
+            conn = self._local.conn = open_connection(self.path)
         with self._schema_lock:
             if not self._schema_done:
                 conn.executescript(SCHEMA)
