@@ -131,8 +131,11 @@ def test_assigned_cost_is_level_across_four_workers_on_a_lopsided_tree(skewed_tr
     roles = [e2e.Role("seeder", ["seed", str(skewed_tree), "--job", unique, "--target", str(dest)], env, tmp_path)]
     roles[0].start()
     e2e.poll(lambda: e2e.registered(unique, env), 60, "the job to be registered")
-    roles += [e2e.Role("controller", ["control", "--job", unique], env, tmp_path).start()]
     roles += [e2e.Role(f"worker-{i}", ["work", "--job", unique], env, tmp_path).start() for i in range(4)]
+    # Balance is the controller's doing among the workers it sees: let all four take their
+    # slots first, so a worker slowed by a loaded machine is not a late joiner.
+    e2e.poll(lambda: sum(w["live"] for w in e2e.status(unique, env)["workers"]) == 4, 60, "four live workers")
+    roles += [e2e.Role("controller", ["control", "--job", unique], env, tmp_path).start()]
     deadline = time.monotonic() + 300
     for role in roles:
         assert role.wait(deadline) == 0, role.output()[-3000:]
