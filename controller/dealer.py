@@ -1,6 +1,6 @@
 """The submission controller: deal file items in batches over the live worker slots.
 
-    pick the slot with the least assigned cost that is not too far ahead of what it finished
+    pick the least-served live slot that is not too far ahead of what it finished
     → take a batch for it from the intake → put it on the slot's queue → mark it sent.
 
 A batch is recorded as pending in the state store before it is put, so a controller killed in
@@ -57,6 +57,11 @@ class Dealer:
         # dozens of batches (all of a small job, before the other workers have started).
         self._batch_cost = tuning.batch_max_cost
         self._batch_cost_seen = 0
+        # levelling (choose_slot): a base subtracted from a late slot's assigned cost, and when
+        # each slot's done cost last moved
+        self._base: dict[int, int] = {}
+        self._progress: dict[int, tuple[int, float]] = {}
+        self._moving: set[int] | None = None  # slots making progress at the last choice
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._puts: set[Future] = set()
@@ -126,14 +131,47 @@ class Dealer:
         self._send(batch)
         return True
 
-    def choose_slot(self, slots: list[SlotInfo], now: float, ahead_batches: int | None = None) -> int | None:
-        """The live slot with the least assigned cost among those whose unfinished cost is
-        under the deal-ahead bound; None if every live slot is full (or none is live)."""
+    def choose_slot(self, slots: list[SlotInfo], now: float, ahead_batches: int | None = None,
+                    mono: float | None = None) -> int | None:
+        """The live slot to deal to next, or None if none may take more now.
+
+        Each slot's *level* is its assigned cost less a base that only late arrivals get. The
+        *floor* is the least level among live slots that are making progress. A slot may be
+        dealt to while its unfinished cost is under the deal-ahead bound and its level is within
+        ``balance_slack`` of the floor; of those, the lowest level wins. So a slower worker is
+        not outrun: the others wait for it (on the work already in their queues) rather than
+        take its share, and assigned costs end level. A slot that finishes nothing for
+        ``stall_s`` (a hung or killed worker, a very large file) stops holding the floor; a
+        worker that joins late, comes back, or stalled is levelled from at most one deal-ahead
+        window below the floor, so it catches up without stopping the others for long."""
+        mono = time.monotonic() if mono is None else mono
         ahead = (ahead_batches or self.tuning.deal_ahead_batches) * self._batch_cost
-        eligible = [s for s in slots if s.live(now) and s.assigned_cost - s.done_cost < ahead]
+        live = [s for s in slots if s.live(now)]
+        if not live:
+            return None
+        for s in live:
+            seen = self._progress.get(s.slot)
+            if seen is None or seen[0] != s.done_cost or s.assigned_cost == s.done_cost:
+                self._progress[s.slot] = (s.done_cost, mono)  # finished something, or owes nothing
+        moving = [s for s in live if mono - self._progress[s.slot][1] < self.tuning.stall_s]
+        level = {s.slot: s.assigned_cost - self._base.get(s.slot, 0) for s in live}
+        if self._moving is not None:
+            # a slot that just arrived, came back or is stalled is levelled against the slots
+            # that were already moving, from at most one deal-ahead window below them
+            settled = [level[s.slot] for s in moving if s.slot in self._moving]
+            if settled:
+                lowest = min(settled) - self.tuning.deal_ahead_batches * self._batch_cost
+                for s in live:
+                    if s.slot not in self._moving and level[s.slot] < lowest:
+                        self._base[s.slot] = s.assigned_cost - lowest
+                        level[s.slot] = lowest
+        self._moving = {s.slot for s in moving}
+        floor = min(level[s.slot] for s in (moving or live))
+        within = floor + self.tuning.balance_slack * max(floor, 0)
+        eligible = [s for s in live if s.assigned_cost - s.done_cost < ahead and level[s.slot] <= within]
         if not eligible:
             return None
-        return min(eligible, key=lambda s: (s.assigned_cost, s.slot)).slot
+        return min(eligible, key=lambda s: (level[s.slot], s.slot)).slot
 
     def _batch_bounds(self, slots: list[SlotInfo]) -> tuple[int, int]:
         """Full batches while the walk goes on; once it has finished and every slot has had

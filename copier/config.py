@@ -27,6 +27,9 @@ class Tuning(BaseModel):
     batch_max_items: int = Field(250, ge=1, le=2000, description="file items in one queue message")
     batch_max_cost: int = Field(64 * 1024 * 1024, ge=1, description="cost of one queue message")
     deal_ahead_batches: int = Field(4, ge=1, description="batches a slot may hold beyond what it finished")
+    balance_slack: float = Field(0.02, ge=0, description="how far (a fraction of the least-served live "
+                                 "worker's cost) a worker may be dealt ahead of it; large values deal by speed")
+    stall_s: float = Field(20.0, gt=0, description="a worker that finishes nothing this long is not waited for")
     intake_high_water: int = Field(200_000, ge=1000, description="items waiting before seeders pause")
     page_entries: int = Field(5000, ge=10, description="directory entries per committed listing page")
     sort_names_max: int = Field(1_000_000, ge=100, description="names of one directory sorted in memory at once")

@@ -142,10 +142,55 @@ def test_choose_slot_skips_free_and_expired_slots():
 
 def test_choose_slot_skips_slots_at_or_past_the_ahead_bound():
     full = live(0, assigned=200, done=0)  # unfinished 200 == ahead bound: full
-    far = live(1, assigned=1000, done=850)  # unfinished 150: may take more despite a high assigned cost
-    assert dealer().choose_slot([full, far], NOW) == 1
     assert dealer().choose_slot([full, live(1, assigned=199)], NOW) == 1
+    assert dealer().choose_slot([full, live(1, assigned=200, done=50)], NOW) == 1
     assert dealer().choose_slot([full, live(1, assigned=300, done=50)], NOW) is None
+
+
+def test_a_slot_dealt_ahead_of_a_slower_one_waits_for_it():
+    d = dealer()
+    slow = live(0, assigned=1000, done=800)  # full, but finishing work: it holds the floor
+    fast = live(1, assigned=1030, done=1030)  # hungry, yet 3% over the floor (slack is 2%)
+    assert d.choose_slot([slow, fast], NOW, mono=0.0) is None
+    assert d.choose_slot([slow, live(1, assigned=1019, done=1019)], NOW, mono=1.0) == 1  # within 2%
+
+
+def test_a_slot_that_finishes_nothing_for_stall_s_stops_holding_the_others_back():
+    d = dealer()
+    stuck = live(0, assigned=1000, done=800)
+    fast = live(1, assigned=1100, done=1100)
+    assert d.choose_slot([stuck, fast], NOW, mono=0.0) is None
+    stall_s = d.tuning.stall_s
+    assert d.choose_slot([stuck, fast], NOW, mono=stall_s - 0.1) is None
+    assert d.choose_slot([stuck, fast], NOW, mono=stall_s) == 1
+    moved = live(0, assigned=1001, done=801)  # it finished something (and was dealt): the floor again
+    assert d.choose_slot([moved, fast], NOW, mono=stall_s + 1) is None
+
+
+def test_a_slot_that_waited_idle_is_not_stalled_when_it_gets_work():
+    d = dealer()
+    assert d.choose_slot([live(0), live(1)], NOW, mono=0.0) == 0
+    later = d.tuning.stall_s * 3  # both owed nothing all along: neither has stalled
+    assert d.choose_slot([live(0), live(1)], NOW, mono=later) == 0
+    # slot 0 got a full load a second ago: it holds the floor, and slot 1 is 2.5% above it
+    assert d.choose_slot([live(0, assigned=200), live(1, assigned=205, done=205)], NOW, mono=later + 1) is None
+
+
+def test_a_late_slot_is_levelled_from_one_ahead_window_below_the_others():
+    d = dealer()  # ahead window: 2 batches of 100
+    old = [live(0, assigned=5000, done=4950), live(1, assigned=5000, done=5000)]
+    assert d.choose_slot(old, NOW, mono=0.0) == 0
+    late = live(2)
+    assert d.choose_slot(old + [late], NOW, mono=1.0) == 2  # dealt to at once
+    # it catches up by one ahead window (200), then the three are level
+    assert d.choose_slot(old + [live(2, assigned=199, done=199)], NOW, mono=2.0) == 2
+    assert d.choose_slot(old + [live(2, assigned=200, done=200)], NOW, mono=3.0) == 0
+
+
+def test_large_slack_deals_by_speed():
+    d = Dealer(frontier=None, state=None, queues=None,
+               tuning=Tuning(batch_max_cost=100, deal_ahead_batches=2, balance_slack=1.0))
+    assert d.choose_slot([live(0, assigned=1000, done=800), live(1, assigned=1900, done=1900)], NOW) == 1
 
 
 def test_choose_slot_is_none_without_live_slots():
