@@ -35,7 +35,8 @@ class Tuning(BaseModel):
     sort_names_max: int = Field(1_000_000, ge=100, description="names of one directory sorted in memory at once")
     worker_concurrency: int = Field(16, ge=1, le=512, description="copies in flight in one worker")
     receive_max: int = Field(32, ge=1, le=32)
-    visibility_timeout_s: float = Field(300.0, ge=1)
+    visibility_timeout_s: float = Field(60.0, ge=1, description="how long a received message stays hidden; "
+                                        "extended while its batch is copied, so a killed worker's comes back soon")
     slot_lease_s: float = Field(30.0, ge=1)
     dir_lease_s: float = Field(60.0, ge=1)
     max_deliveries: int = Field(5, ge=1, description="deliveries before a message is dead-lettered")

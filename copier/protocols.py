@@ -131,8 +131,9 @@ class StateStore(Protocol):
     def release_slot(self, slot: int, worker: str) -> None:
         """Drop the lease if ``worker`` holds it (graceful stop)."""
 
-    def take_over_slot(self, slot: int, worker: str, lease_s: float) -> bool:
-        """Lease ``slot`` for ``worker`` only if it is free or expired. True on success."""
+    def take_over_slot(self, slot: int, worker: str, lease_s: float, dead_holder: str | None = None) -> bool:
+        """Lease ``slot`` for ``worker`` only if it is free or expired, or still held by
+        ``dead_holder`` (a worker the caller knows has died). True on success."""
 
     def slots(self) -> list[SlotInfo]:
         """Every slot ever claimed in this job, by slot number."""

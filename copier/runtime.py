@@ -78,6 +78,24 @@ def new_worker_id(role: str) -> str:
     return os.environ.get("COPIER_WORKER_ID") or f"{role}-{socket.gethostname()[:32]}-{os.getpid()}"
 
 
+def died_here(holder: str, role: str = "worker") -> bool:
+    """True if ``holder`` is an id ``new_worker_id`` gave a process of this host that no longer
+    runs: a worker killed and started again on the same machine takes its slot back at once
+    instead of waiting out the lease. Conservative: an id of another host, of this process, or
+    of a process this user may not signal is never called dead."""
+    prefix = f"{role}-{socket.gethostname()[:32]}-"
+    pid = holder[len(prefix):] if holder.startswith(prefix) else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def stop_on_signals(stop: threading.Event) -> None:
     """SIGTERM and SIGINT ask the roles to stop gracefully; a second one exits at once."""
 

@@ -64,6 +64,13 @@ def _run_with_kills(tree: Path, job: str, target: str, env: dict[str, str], log_
         code = role.wait(deadline)
         assert code == 0, f"{role.name} exited {code}:\n{role.output()[-3000:]}"
     print(f"killed mid-run while {'seeding' if was_seeding else 'copying'}")
+    if not kill_worker_for_good:
+        # the restarted worker took its dead predecessor's slot back: still four, still level
+        costs = [w["assigned_cost"] for w in e2e.status(job, env)["workers"]]
+        assert len(costs) == workers, costs
+        ratio = max(costs) / (sum(costs) / len(costs))
+        print(f"assigned cost max/mean after the kills = {ratio:.4f}")
+        assert ratio <= 1.10
     return everyone
 
 

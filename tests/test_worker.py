@@ -5,6 +5,9 @@ the worker carries on and exits when the job is done."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from copier.backends.sqlite_frontier import SqliteFrontier
 from copier.backends.sqlite_state import SqliteStateStore
 from copier.config import Tuning
 from copier.models import JobSpec, ListingPage, Order, WorkItem
+from copier.runtime import died_here
 from copier.transfer import Transfer
 from targets.local import LocalTarget
 from workers.worker import Worker
@@ -124,3 +128,33 @@ def test_redelivered_batch_is_counted_once(tmp_path):
     c = job.state.counters()
     assert (c.files_done, c.bytes_done, c.files_skipped) == (4, 16, 0)
     assert queue.depth() == 0
+
+
+def test_died_here_names_only_dead_processes_of_this_host():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    host = socket.gethostname()[:32]
+    assert died_here(f"worker-{host}-{child.pid}")
+    assert not died_here(f"worker-{host}-{os.getpid()}")  # this process
+    assert not died_here(f"worker-{host}-{os.getppid()}")  # alive
+    assert not died_here(f"worker-another-host-{child.pid}")
+    assert not died_here(f"seeder-{host}-{child.pid}")  # another role's id
+    assert not died_here("a-name-of-my-own")
+
+
+def test_a_restarted_worker_takes_back_the_slot_of_its_dead_predecessor(tmp_path):
+    job = Job(tmp_path)
+    job.walk([_file(job, "a", b"x")])
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = f"worker-{socket.gethostname()[:32]}-{child.pid}"
+    assert job.state.claim_slot("someone-else", 600) == 0
+    assert job.state.claim_slot(dead, 600) == 1  # lease still running, but its process is gone
+    batch, _ = job.deal(slot=1)
+    target = LocalTarget(str(job.dst))
+    worker = Worker(f"worker-{socket.gethostname()[:32]}-{os.getpid()}", job.frontier, job.state, job.queues,
+                    Transfer(str(job.src), target, attempts=1), TUNING, threading.Event())
+    _run(worker)
+    assert worker.slot == 1
+    assert (job.dst / "a").read_bytes() == b"x"
+    assert len(job.state.slots()) == 2

@@ -22,6 +22,7 @@ from copier.errors import FatalError, PoisonMessage, TransientError
 from copier.models import Batch, BatchOutcome, DeadLetter, Delivery, Failure, Phase
 from copier.phase import job_phase
 from copier.protocols import Frontier, QueueFactory, StateStore, WorkQueue
+from copier.runtime import died_here
 from copier.transfer import Outcome, Status, Transfer
 
 
@@ -65,7 +66,9 @@ class Worker:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        self.slot = self.state.claim_slot(self.id, self.tuning.slot_lease_s, prefer=self.prefer_slot)
+        self.slot = self._reclaim_from_dead_predecessor()
+        if self.slot is None:
+            self.slot = self.state.claim_slot(self.id, self.tuning.slot_lease_s, prefer=self.prefer_slot)
         self._slots_held.add(self.slot)
         own = self._queue(self.slot)
         own.create()
@@ -202,6 +205,20 @@ class Worker:
         queue.dead_letter(delivery, reason)
 
     # -- takeover, leases, shutdown ---------------------------------------------------------
+    def _reclaim_from_dead_predecessor(self) -> int | None:
+        """A slot still leased to a worker process of this host that has died (killed and
+        started again): take it now, with its queue and its place in the levelling, rather
+        than open a new slot and leave that one to expire."""
+        if self.prefer_slot is not None:
+            return None
+        now = time.time()
+        for info in self.state.slots():
+            if info.live(now) and info.holder and died_here(info.holder):
+                if self.state.take_over_slot(info.slot, self.id, self.tuning.slot_lease_s, dead_holder=info.holder):
+                    self.log.info("slot_reclaimed", slot=info.slot, from_worker=info.holder)
+                    return info.slot
+        return None
+
     def _take_over_one(self) -> bool:
         """Drain one expired slot's queue, if any has messages. True if work was found."""
         now = time.time()

@@ -230,8 +230,10 @@ if holder(ARGV[3]) ~= worker then return 0 end
 return take(ARGV[3])
 """
 
+# ARGV worker, lease_ms, slot, dead holder ('' for none): a slot still held by a holder known to
+# have died is taken before its lease runs out
 _TAKE_OVER_SLOT = _SLOT_LUA + """
-if not claimable(ARGV[3]) then return 0 end
+if not claimable(ARGV[3]) and (ARGV[4] == '' or holder(ARGV[3]) ~= ARGV[4]) then return 0 end
 return take(ARGV[3])
 """
 
@@ -326,8 +328,8 @@ class RedisStateStore:
         return self._complete(keys=keys, args=args) == 1
 
     # -- worker slots ---------------------------------------------------------------------
-    def _slot_call(self, script, worker: str, lease_s: float, slot: int | str) -> int:
-        return script(keys=[self.keys.slots], args=[worker, max(1, int(lease_s * 1000)), slot])
+    def _slot_call(self, script, worker: str, lease_s: float, slot: int | str, *extra: str) -> int:
+        return script(keys=[self.keys.slots], args=[worker, max(1, int(lease_s * 1000)), slot, *extra])
 
     @translated
     def claim_slot(self, worker: str, lease_s: float, prefer: int | None = None) -> int:
@@ -342,8 +344,8 @@ class RedisStateStore:
         self._slot_call(self._release_slot, worker, 0, slot)
 
     @translated
-    def take_over_slot(self, slot: int, worker: str, lease_s: float) -> bool:
-        return self._slot_call(self._take_over_slot, worker, lease_s, slot) == 1
+    def take_over_slot(self, slot: int, worker: str, lease_s: float, dead_holder: str | None = None) -> bool:
+        return self._slot_call(self._take_over_slot, worker, lease_s, slot, dead_holder or "") == 1
 
     @translated
     def slots(self) -> list[SlotInfo]:

@@ -133,12 +133,12 @@ class SqliteStateStore:
             conn.execute("UPDATE slot_leases SET holder = '', expires_at = 0 WHERE job = ? AND slot = ? AND holder = ?",
                          (self.job, slot, worker))
 
-    def take_over_slot(self, slot: int, worker: str, lease_s: float) -> bool:
+    def take_over_slot(self, slot: int, worker: str, lease_s: float, dead_holder: str | None = None) -> bool:
         with self.db.write() as conn:
             now = time.time()
             row = conn.execute("SELECT holder, expires_at FROM slot_leases WHERE job = ? AND slot = ?",
                                (self.job, slot)).fetchone()
-            if row is not None and not _claimable(row[0], row[1], worker, now):
+            if row is not None and not _claimable(row[0], row[1], worker, now) and not (dead_holder and row[0] == dead_holder):
                 return False
             _take(conn, self.job, slot, worker, now, lease_s)
         return True

@@ -192,6 +192,16 @@ def test_take_over_only_expired_slot(backend, unique):
     assert state.renew_slot(dying, "w2", LEASE_S) is True
 
 
+def test_take_over_a_live_slot_only_from_the_holder_named_dead(backend, unique):
+    state = backend.state(unique)
+    slot = state.claim_slot("w0", LEASE_S)
+    assert state.take_over_slot(slot, "w2", LEASE_S, dead_holder="w1") is False  # w0 holds it, not w1
+    assert state.slots()[0].holder == "w0"
+    assert state.take_over_slot(slot, "w2", LEASE_S, dead_holder="w0") is True
+    assert state.slots()[0].holder == "w2"
+    assert state.renew_slot(slot, "w0", LEASE_S) is False
+
+
 def test_renew_slot_extends_lease_and_last_seen(backend, unique):
     state = backend.state(unique)
     slot = state.claim_slot("w0", SHORT_LEASE_S)
