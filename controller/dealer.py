@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from copier import log
 from copier.config import Tuning
 from copier.backends.queues import MAX_BODY_BYTES
 from copier.errors import TransientError
-from copier.models import Batch, Phase, SlotInfo
-from copier.phase import job_phase
+from copier.models import Batch, Counters, SlotInfo
 from copier.protocols import Frontier, QueueFactory, StateStore
 
 # The most a batch may hold, in take_batch's encoded sizes, so its message always fits in
@@ -62,6 +62,7 @@ class Dealer:
         self._base: dict[int, int] = {}
         self._progress: dict[int, tuple[int, float]] = {}
         self._moving: set[int] | None = None  # slots making progress at the last choice
+        self._requeued_at = float("-inf")
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._puts: set[Future] = set()
@@ -79,7 +80,7 @@ class Dealer:
                     if self.deal_once():
                         idle_s = 0.0
                         continue
-                    self.frontier.requeue_expired()
+                    self._requeue_expired()
                     if self.exit_when_dealt and not self._puts and self._nothing_left_to_deal():
                         self.log.info("dealing_finished", batches_sent=self.batches_sent)
                         return
@@ -95,6 +96,15 @@ class Dealer:
             self._pool.shutdown(wait=True)
             self._pool = None
             self._reap_puts()
+
+    def _requeue_expired(self) -> None:
+        """Give the nodes of dead seeders back, at most every quarter of a directory lease:
+        a node is only found expired a lease after its seeder died, so looking at every idle
+        poll would cost Redis commands and find nothing."""
+        now = time.monotonic()
+        if now - self._requeued_at >= self.tuning.dir_lease_s / 4:
+            self._requeued_at = now
+            self.frontier.requeue_expired()
 
     def _reap_puts(self) -> None:
         """Forget finished puts; an error other than a transient one stops the controller."""
@@ -117,10 +127,17 @@ class Dealer:
         slot = self.choose_slot(slots, now, ahead_batches=1 if settling else None)
         if slot is None:
             return False
-        if not self._worth_dealing(next(s for s in slots if s.slot == slot)):
+        counters: list[Counters] = []  # read at most once per deal, when needed
+
+        def read_counters() -> Counters:
+            if not counters:
+                counters.append(self.state.counters())
+            return counters[0]
+
+        if not self._worth_dealing(next(s for s in slots if s.slot == slot), read_counters):
             return False
         t = self.tuning
-        max_items, max_cost = self._batch_bounds(slots)
+        max_items, max_cost = self._batch_bounds(slots, read_counters)
         batch = self.state.take_batch(slot, max_items, max_cost, t.cost_per_file, t.cost_per_byte,
                                       max_bytes=BATCH_MAX_BYTES)
         if batch is None:
@@ -173,7 +190,7 @@ class Dealer:
             return None
         return min(eligible, key=lambda s: (level[s.slot], s.slot)).slot
 
-    def _batch_bounds(self, slots: list[SlotInfo]) -> tuple[int, int]:
+    def _batch_bounds(self, slots: list[SlotInfo], read_counters: Callable[[], Counters]) -> tuple[int, int]:
         """Full batches while the walk goes on; once it has finished and every slot has had
         a batch, batches shrink with what is left (guided scheduling: half a live slot's share
         of the rest), so the slots' assigned costs end level, not one slot holding the last
@@ -181,7 +198,7 @@ class Dealer:
         t = self.tuning
         if not self._seeding_done:
             return t.batch_max_items, t.batch_max_cost
-        c = self.state.counters()
+        c = read_counters()
         live = max(1, sum(1 for s in slots if s.live(time.time())))
         if c.batches_dealt < live:
             return t.batch_max_items, t.batch_max_cost  # not the end of a job yet: its start
@@ -191,7 +208,7 @@ class Dealer:
         cost = int(c.items_waiting * (t.cost_per_file + mean_size * t.cost_per_byte) / (2 * live))
         return items, min(t.batch_max_cost, max(cost, TAIL_MIN_ITEMS * t.cost_per_file))
 
-    def _worth_dealing(self, info: SlotInfo) -> bool:
+    def _worth_dealing(self, info: SlotInfo, read_counters: Callable[[], Counters]) -> bool:
         """While the walk goes on, a slot that already has a batch's worth of work gets only
         full batches: dealing whatever a page just added would make batches of a few items,
         each costing a queue put, receive and delete and a completion. A hungry slot gets
@@ -203,7 +220,7 @@ class Dealer:
             return True
         if info.assigned_cost - info.done_cost < t.batch_max_items * t.cost_per_file:
             return True  # hungry
-        c = self.state.counters()
+        c = read_counters()
         if c.items_waiting >= t.batch_max_items:
             return True
         mean_size = c.bytes_total / c.files_total if c.files_total else 0.0
@@ -253,7 +270,8 @@ class Dealer:
         self.log.debug("batch_dealt", batch=batch.id, slot=batch.slot, items=len(batch.items), cost=batch.cost)
 
     def _nothing_left_to_deal(self) -> bool:
-        if job_phase(self.frontier, self.state) == Phase.SEEDING:
-            return False
-        counters = self.state.counters()
-        return counters.items_waiting == 0 and not self.state.pending_batches()
+        if not self._seeding_done:
+            if not self.frontier.exhausted():
+                return False
+            self._seeding_done = True  # an exhausted frontier gets no new nodes
+        return self.state.counters().items_waiting == 0 and not self.state.pending_batches()

@@ -63,6 +63,8 @@ class Worker:
         self._queues_by_slot: dict[int, WorkQueue] = {}
         self._fatal: BaseException | None = None
         self._done_event = threading.Event()
+        self._looked_for_expired_at = float("-inf")
+        self._walked = False
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -220,7 +222,13 @@ class Worker:
         return None
 
     def _take_over_one(self) -> bool:
-        """Drain one expired slot's queue, if any has messages. True if work was found."""
+        """Drain one expired slot's queue, if any has messages. True if work was found.
+        Looks at most once per idle poll period: a slot expires a lease after its worker
+        died, and an idle fleet asking every few milliseconds would cost the state store."""
+        mono = time.monotonic()
+        if mono - self._looked_for_expired_at < self.tuning.idle_poll_s:
+            return False
+        self._looked_for_expired_at = mono
         now = time.time()
         for info in self.state.slots():
             if info.slot in self._slots_held or info.live(now):
@@ -303,4 +311,6 @@ class Worker:
     def _idle_and_done(self) -> bool:
         if self._items_in_hand():
             return False
-        return job_phase(self.frontier, self.state) == Phase.DONE
+        if not self._walked:
+            self._walked = self.frontier.exhausted()  # once true, true for good
+        return job_phase(self.frontier, self.state, walked=self._walked) == Phase.DONE
