@@ -11,6 +11,7 @@ from copier.errors import SourceChanged, SourceError
 
 # Files up to this size are read whole before they are sent: one request, MD5 up front.
 SMALL_LIMIT = 4 * 1024 * 1024
+HASH_CHUNK = 1024 * 1024
 
 
 class BytesPayload:
@@ -23,11 +24,14 @@ class BytesPayload:
         self.mode = mode
         self._md5 = hashlib.md5(data).digest()
 
-    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int, digest: bool = True) -> Iterator[bytes]:
         for start in range(0, self.size, chunk_size):
             yield self.data[start:start + chunk_size]
 
     def md5(self) -> bytes:
+        return self._md5
+
+    def md5_ahead(self) -> bytes:
         return self._md5
 
 
@@ -90,13 +94,13 @@ class FilePayload:
         finally:
             os.close(fd)
 
-    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int, digest: bool = True) -> Iterator[bytes]:
         if self.data is not None:
             for start in range(0, self.size, chunk_size):
                 yield self.data[start:start + chunk_size]
             return
         fd = self._open()
-        digest = hashlib.md5()
+        hasher = hashlib.md5() if digest else None
         read = 0
         try:
             self._check(os.fstat(fd))
@@ -110,10 +114,12 @@ class FilePayload:
                 read += len(chunk)
                 if read > self.size:
                     raise SourceChanged(f"size changed while copying (listed {self.size}, read more)")
-                digest.update(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
                 yield chunk
             self._check(os.fstat(fd), read=read)
-            self._md5 = digest.digest()
+            if hasher is not None:
+                self._md5 = hasher.digest()
         finally:
             os.close(fd)
 
@@ -121,6 +127,12 @@ class FilePayload:
         if self._md5 is None:
             raise RuntimeError("md5 of a large payload is known only after chunks() is exhausted")
         return self._md5
+
+    def md5_ahead(self) -> bytes:
+        if self._md5 is None:
+            for _ in self.chunks(HASH_CHUNK):
+                pass
+        return self.md5()
 
 
 def _source_error(exc: OSError) -> SourceError:

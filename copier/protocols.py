@@ -214,20 +214,23 @@ class TargetStat:
 class Payload(Protocol):
     """The bytes of one file, read from the source while they are sent.
 
-    ``chunks()`` may be iterated once. It raises ``SourceChanged`` (possibly after the last
-    chunk) if the file vanished or changed while read: a target must then leave nothing
-    under the final name. ``md5`` is the MD5 of the whole content; it is available up front
-    when ``size <= small_limit`` (the whole file is in ``data``) and after ``chunks()`` is
-    exhausted otherwise."""
+    ``chunks()`` reads from the start each time it is called. It raises ``SourceChanged``
+    (possibly after the last chunk) if the file vanished or changed while read: a target must
+    then leave nothing under the final name. ``md5`` is the MD5 of the whole content; it is
+    available up front when ``size <= small_limit`` (the whole file is in ``data``) and after
+    ``chunks()`` is exhausted otherwise; ``md5_ahead()`` reads a large file once to learn it
+    before sending (``chunks(digest=False)`` then skips hashing it again)."""
 
     size: int
     mtime_ns: int
     mode: int
     data: bytes | None  # the whole content when small, else None
 
-    def chunks(self, chunk_size: int) -> Iterator[bytes]: ...
+    def chunks(self, chunk_size: int, digest: bool = True) -> Iterator[bytes]: ...
 
     def md5(self) -> bytes: ...
+
+    def md5_ahead(self) -> bytes: ...
 
 
 class Target(Protocol):

@@ -16,6 +16,7 @@ import http.client
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from urllib.parse import unquote, urlsplit
 
@@ -131,9 +132,12 @@ class LeanBlobClient:
         return token[0]
 
     # -- requests ---------------------------------------------------------------------------
-    def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None,
-                query: str = "") -> Response:
-        """Send one request; returns (status, headers, body). Network trouble → TransientError."""
+    def request(self, method: str, path: str, headers: dict[str, str],
+                body: bytes | Callable[[], Iterable[bytes]] | None = None, query: str = "") -> Response:
+        """Send one request; returns (status, headers, body). Network trouble → TransientError.
+        A streamed body is given as a function returning the chunks, called again if the
+        request is sent again; headers must then carry its Content-Length. Whatever the chunks
+        raise (``SourceChanged``) goes up, with the connection dropped."""
         headers["x-ms-version"] = API_VERSION
         headers["x-ms-date"] = self._now()
         send_query = self._authorize(method, path, query, headers)
@@ -142,7 +146,7 @@ class LeanBlobClient:
             conn = self._connection()
             reused = conn.sock is not None
             try:
-                conn.request(method, target, body=body, headers=headers)
+                conn.request(method, target, body=body() if callable(body) else body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
                 if resp.will_close:
@@ -156,4 +160,7 @@ class LeanBlobClient:
             except NETWORK_ERRORS as exc:
                 self._drop_connection()
                 raise TransientError(f"{method} failed: connection error ({type(exc).__name__})") from None
+            except BaseException:
+                self._drop_connection()  # half a request went out: the connection is unusable
+                raise
         raise AssertionError("unreachable")

@@ -115,12 +115,15 @@ def files_case(emulator, share: str) -> Case:
                 plant=lambda p, data: file(p).upload_file(data))
 
 
-@pytest.fixture(params=["local", "blob", "files"])
+@pytest.fixture(params=["local", "blob", "blob-blocks", "files"])
 def case(request, tmp_path, unique) -> Iterator[Case]:
     if request.param == "local":
         made = local_case(tmp_path / "target")
-    elif request.param == "blob":
+    elif request.param.startswith("blob"):
         made = blob_case(request.getfixturevalue("azurite"), unique)
+        if request.param == "blob-blocks":  # every large file in blocks, not one streamed Put Blob
+            made.target.single_put_max = 0
+            made.target.block_size = 2 * 1024 * 1024
     else:
         made = files_case(request.getfixturevalue("files_emulator"), unique)
     yield made
@@ -135,7 +138,7 @@ class FailingPayload:
         self.size, self.mtime_ns, self.mode, self.data = size, MTIME, 0o644, None
         self.good_chunks = good_chunks
 
-    def chunks(self, chunk_size: int) -> Iterator[bytes]:
+    def chunks(self, chunk_size: int, digest: bool = True) -> Iterator[bytes]:
         for _ in range(self.good_chunks):
             yield b"x" * chunk_size
         raise SourceChanged("modified while copying (mtime changed)")
@@ -143,13 +146,18 @@ class FailingPayload:
     def md5(self) -> bytes:
         raise RuntimeError("never exhausted")
 
+    def md5_ahead(self) -> bytes:
+        for _ in self.chunks(1024 * 1024):
+            pass
+        return self.md5()
+
 
 class ChangedAtTheEnd(FilePayload):
     """A real FilePayload on a file that is appended to while it is read: it raises
     SourceChanged only after its last chunk, the hardest moment for a target."""
 
-    def chunks(self, chunk_size: int) -> Iterator[bytes]:
-        for index, chunk in enumerate(super().chunks(chunk_size)):
+    def chunks(self, chunk_size: int, digest: bool = True) -> Iterator[bytes]:
+        for index, chunk in enumerate(super().chunks(chunk_size, digest)):
             if index == 0:
                 with open(self.path, "ab") as f:
                     f.write(b"more")
@@ -327,3 +335,24 @@ def test_sweep_removes_leftover_temp_files_of_that_path_only(case: Case) -> None
     assert case.target.sweep("d/other.txt") == 1
     assert case.raw_names("d") == ["keep.txt", "other.txt"]
     assert case.read_back("d/keep.txt") == b"keep.txt"
+
+
+class RewrittenBetweenReads(FilePayload):
+    """Same size, same mtime, other bytes after its MD5 was taken: only the content tells."""
+
+    def md5_ahead(self) -> bytes:
+        md5 = super().md5_ahead()
+        with open(self.path, "r+b") as f:
+            f.write(b"\0" * 16)
+        os.utime(self.path, ns=(self.mtime_ns, self.mtime_ns))
+        return md5
+
+
+def test_blob_refuses_a_streamed_file_rewritten_between_its_two_reads(azurite, unique, tmp_path: Path) -> None:
+    made = blob_case(azurite, unique)
+    path, _ = big_file(tmp_path)
+    payload = file_payload(path, RewrittenBetweenReads)
+    assert payload.size <= made.target.single_put_max  # the streamed path
+    with pytest.raises(SourceChanged, match="changed between reads"):
+        made.target.put("d/f.bin", payload)
+    assert made.target.stat("d/f.bin") is None
