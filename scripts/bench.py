@@ -595,12 +595,12 @@ class Bench:
         ], rclone_ref="rclone defaults", ceiling_ref="ceiling c=32")
 
     def scenario_wan(self) -> None:
-        self._blob_scenario("wan", "small5k", [
+        self._blob_scenario("wan", "small", [
             ("rclone --transfers 16", self.rclone_cmd(16), False),
             ("rclone --transfers 64", self.rclone_cmd(64), False),
             ("ceiling c=128", self.ceiling_cmd(128), False),
             ("copier copy", self.copier_copy_cmd(128), True),
-            ("copier 4 workers", self.copier_dist_cmd(4, 32, WAN_DELAY_MS), True),
+            ("copier 4 workers", self.copier_dist_cmd(4, 16, WAN_DELAY_MS), True),
         ], via_delay=WAN_DELAY_MS, rclone_ref="rclone --transfers 16", ceiling_ref="ceiling c=128")
 
     def scenario_null(self) -> None:
