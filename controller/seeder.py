@@ -155,11 +155,17 @@ class Seeder:
         failures: list[Failure] = []
         last_name = ""
         holds_content = False
+        # Entries are looked at relative to the directory's descriptor: the kernel resolves one
+        # name per lstat, not the whole path again (what costs on a deep tree).
+        try:
+            dir_fd: int | None = os.open(full, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            dir_fd = None  # listing it will say why
         try:
             for chunk in self._names_after(full, decode_cursor(cursor)):
                 for name in chunk:
                     last_name = name
-                    self._classify(rel, full, name, verify, subdirs, files, failures)
+                    self._classify(rel, full, dir_fd, name, verify, subdirs, files, failures)
                     holds_content = holds_content or bool(subdirs or files)
                     if len(subdirs) + len(files) + len(failures) >= self.tuning.page_entries:
                         yield ListingPage(tuple(subdirs), tuple(files), tuple(failures),
@@ -168,6 +174,9 @@ class Seeder:
         except _Unlistable as exc:
             yield ListingPage((), (), (Failure(rel or ".", exc.reason, "dir"),))
             return
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
         if not cursor and not holds_content and rel and self.target.has_directories:
             self.target.make_dir(rel)  # a folder with no files or folders exists at the target too
         yield ListingPage(tuple(subdirs), tuple(files), tuple(failures),
@@ -199,7 +208,7 @@ class Seeder:
                 return
             after = names[cap - 1]
 
-    def _classify(self, rel: str, full: str, name: str, verify: bool,
+    def _classify(self, rel: str, full: str, dir_fd: int | None, name: str, verify: bool,
                   subdirs: list[str], files: list[WorkItem], failures: list[Failure]) -> None:
         path = _join(rel, name)
         if not _valid_name(name):
@@ -207,7 +216,7 @@ class Seeder:
                                     "name is not valid UTF-8; no target can hold it", "file"))
             return
         try:
-            st = os.lstat(os.path.join(full, name))
+            st = os.lstat(name, dir_fd=dir_fd) if dir_fd is not None else os.lstat(os.path.join(full, name))
         except FileNotFoundError:
             failures.append(Failure(path, "vanished while its directory was listed", "file"))
             return
