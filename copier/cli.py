@@ -70,6 +70,15 @@ def _open_target(url: str):
     return target
 
 
+def _tuning(target, source: str, concurrency: int | None) -> Tuning:
+    """Settings from the environment; copies in flight from the flag, else COPIER_WORKER_CONCURRENCY,
+    else what the target suggests for this source (few for local disks), else the default."""
+    if concurrency is None and "COPIER_WORKER_CONCURRENCY" not in os.environ:
+        suggest = getattr(target, "suggested_concurrency", None)
+        concurrency = suggest(source) if suggest is not None else None
+    return Tuning.from_env(worker_concurrency=concurrency)
+
+
 def _backends(job: str, redis_url: str | None, state: str | None, queues: str | None, queue_conn: str | None) -> Backends:
     return open_backends(job, redis_url=redis_url, state_path=state, queues=queues, queue_connection_string=queue_conn)
 
@@ -170,11 +179,11 @@ def work(
         stop = _setup(job, "worker", log_level)
         backends = _backends(job, redis_url, state, queues, queue_conn)
         spec = _wait_for_spec(backends, stop, "worker", wait_s)
-        tuning = Tuning.from_env(worker_concurrency=concurrency)
         tgt = _open_target(target or spec.target)
         if tgt.url != spec.target:
             raise JobMismatch(f"--target {tgt.url} is not the job's target {spec.target}")
         root = _check_source(source_root or spec.source)
+        tuning = _tuning(tgt, root, concurrency)
         worker_id = new_worker_id("worker")
         log.bind_context(worker=worker_id)
         Worker(worker_id, backends.frontier(spec.order), backends.state, backends.queues,
@@ -254,7 +263,8 @@ def copy(
     source: str = typer.Argument(..., help="source directory"),
     target: str = typer.Argument(..., help="target URL or path"),
     job: Optional[str] = typer.Option(None, "--job", "-j", help="job name (default: derived from SOURCE and TARGET)"),
-    workers: int = typer.Option(16, "--workers", "-w", help="copies in flight (in each worker process)"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", show_default=False,
+                                          help="copies in flight in each worker process [default: 16; 4 between local disks]"),
     processes: int = typer.Option(0, "--processes", "-p", help="worker processes (0: one worker thread in this process)"),
     order: Order = typer.Option(Order.DFS, "--order"),
     dry_run: bool = typer.Option(False, "--dry-run", help="walk and report what would be copied; write nothing"),
@@ -277,12 +287,12 @@ def copy(
         stop = _setup(name, "copy", log_level)
         state_path = None if redis_url else (state or default_state_path(name))
         backends = _backends(name, redis_url, state_path, queues, queue_conn)
-        tuning = Tuning.from_env(worker_concurrency=workers)
+        tuning = _tuning(tgt, src, workers)
         children = None
         if processes > 0:
             where = ["--redis", redis_url] if redis_url else ["--state", str(state_path)]
             where += ["--queues", queues] if queues else []
-            children = [["work", "--job", name, *where, "--concurrency", str(workers), "--log-level", log_level,
+            children = [["work", "--job", name, *where, "--concurrency", str(tuning.worker_concurrency), "--log-level", log_level,
                          "--wait-s", "60"] for _ in range(processes)]
         return onebox.copy(JobSpec(name, src, tgt.url, order), backends, tgt, tuning, stop, quiet=quiet,
                            rescan=rescan, worker_processes=children, target_url=target)

@@ -15,6 +15,16 @@ CHUNK = 1024 * 1024
 _NAME_ERRNOS = {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL}
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 _TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.ESTALE, errno.EBUSY}
+# File systems where each open or fsync waits on a network: copies in flight hide that wait.
+_NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "lustre", "gpfs",
+               "afs", "fuse", "fuse.sshfs", "fuse.rclone", "fuse.blobfuse2", "fuse.glusterfs")
+# Copies in flight for a local target when neither end is on a network file system. Measured on
+# this project's 2-core machine (20,000 small files, `make bench` local scenario): on ext4, with
+# an fsync per file, 1 / 2 / 4 / 16 copies took 10.6 / 8.2 / 7.4 / 9.9 s; on tmpfs 1 / 4 / 16
+# took 3.1-3.4 / 3.6-5.3 / 5.4-6.4 s. Past a few, threads queue on the interpreter lock (about
+# 90 futex calls per file at 16) faster than the disk waits they overlap.
+LOCAL_CONCURRENCY = 4
+NETWORK_CONCURRENCY = 16
 
 
 class LocalTarget:
@@ -57,6 +67,13 @@ class LocalTarget:
         # Coarse file systems (FAT: 2 s, some network mounts: 1 s or 1 µs) round mtimes.
         off = abs(got - 1_000_000_123)
         self.mtime_tolerance_ns = next((t for t in (0, 1_000, 1_000_000_000, 2_000_000_000) if off <= t), off)
+
+    def suggested_concurrency(self, source: str) -> int:
+        """Copies in flight when the user names none: few between local disks, many when
+        either end is a network mount (NFS, SMB, FUSE), where every open waits on a round trip."""
+        if on_network_fs(self.root) or on_network_fs(source):
+            return NETWORK_CONCURRENCY
+        return LOCAL_CONCURRENCY
 
     def stat(self, path: str) -> TargetStat | None:
         try:
@@ -174,6 +191,26 @@ class LocalTarget:
 
     def close(self) -> None:
         pass
+
+
+def on_network_fs(path: str, mounts: str = "/proc/self/mounts") -> bool:
+    """Whether ``path`` lies on a network file system, by the longest mount point holding it.
+    False where the mount table cannot be read (not Linux)."""
+    path = os.path.realpath(path)
+    best, fstype = "", ""
+    try:
+        with open(mounts, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                point = fields[1].replace("\\040", " ")
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, fstype = point, fields[2]
+    except OSError:
+        return False
+    return fstype in _NETWORK_FS or fstype.startswith("fuse.")
 
 
 def _pathconf(path: str, name: str, default: int) -> int:

@@ -50,3 +50,61 @@ def test_a_file_in_the_way_of_a_folder_is_permanent(tmp_path) -> None:
         target.put("a/b", BytesPayload(b"2", 1))
     with pytest.raises(PermanentError):
         target.make_dir("a/c")
+
+
+_MOUNTS = """\
+/dev/vda / ext4 rw,relatime 0 0
+tmpfs /dev/shm tmpfs rw 0 0
+nas:/export /mnt/nas nfs4 rw,vers=4.2 0 0
+//filer/share /mnt/my\\040share cifs rw 0 0
+sshfs#me@host: /mnt/nas/remote fuse.sshfs rw 0 0
+/dev/vdb /mnt/nas/local ext4 rw 0 0
+"""
+
+
+@pytest.mark.parametrize("path, network", [
+    ("/home/me/data", False),
+    ("/dev/shm/x", False),
+    ("/mnt/nas", True),
+    ("/mnt/nas/deep/er", True),
+    ("/mnt/nasty", False),             # a prefix of the name is not the mount point
+    ("/mnt/my share/x", True),         # \040 in the mount table is a space
+    ("/mnt/nas/remote/y", True),
+    ("/mnt/nas/local/z", False),       # the longest mount point holding the path decides
+])
+def test_network_file_systems_are_told_by_the_longest_mount_point(tmp_path, path, network) -> None:
+    from targets.local import on_network_fs
+
+    mounts = tmp_path / "mounts"
+    mounts.write_text(_MOUNTS)
+    assert on_network_fs(path, str(mounts)) is network
+
+
+def test_an_unreadable_mount_table_means_local(tmp_path) -> None:
+    from targets.local import on_network_fs
+
+    assert on_network_fs("/mnt/nas", str(tmp_path / "missing")) is False
+
+
+def test_suggested_concurrency_is_small_between_local_disks(tmp_path, monkeypatch) -> None:
+    import targets.local as local
+
+    target = LocalTarget(str(tmp_path / "t"))
+    monkeypatch.setattr(local, "on_network_fs", lambda path: path == "/mnt/nas")
+    assert target.suggested_concurrency(str(tmp_path)) == local.LOCAL_CONCURRENCY
+    assert target.suggested_concurrency("/mnt/nas") == local.NETWORK_CONCURRENCY
+    assert local.LOCAL_CONCURRENCY < local.NETWORK_CONCURRENCY
+
+
+def test_copies_in_flight_come_from_the_flag_then_the_environment_then_the_target(tmp_path, monkeypatch) -> None:
+    from copier import cli
+
+    target = LocalTarget(str(tmp_path / "t"))
+    monkeypatch.setattr(target, "suggested_concurrency", lambda source: 3)
+    monkeypatch.delenv("COPIER_WORKER_CONCURRENCY", raising=False)
+    assert cli._tuning(target, str(tmp_path), None).worker_concurrency == 3
+    assert cli._tuning(target, str(tmp_path), 7).worker_concurrency == 7
+    monkeypatch.setenv("COPIER_WORKER_CONCURRENCY", "5")
+    assert cli._tuning(target, str(tmp_path), None).worker_concurrency == 5
+    assert cli._tuning(target, str(tmp_path), 7).worker_concurrency == 7
+    assert cli._tuning(object(), str(tmp_path), None).worker_concurrency == 5
