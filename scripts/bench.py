@@ -221,6 +221,21 @@ def fill(r: Result, run: Run, files: int, nbytes: int) -> Result:
 # --------------------------------------------------------------------------- verifying
 
 
+def _walk_phase_s(log: str) -> float | None:
+    """Seconds from the seeder's `seeder_started` to its `walk_finished` log line."""
+    stamps = {}
+    for line in log.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("event") in ("seeder_started", "walk_finished") and "timestamp" in rec:
+            stamps[rec["event"]] = datetime.fromisoformat(rec["timestamp"].replace("Z", "+00:00"))
+    if len(stamps) < 2:
+        return None
+    return (stamps["walk_finished"] - stamps["seeder_started"]).total_seconds() or None
+
+
 def verify_local(dst: Path, digest: dict) -> tuple[str, str]:
     got = gentree.tree_digest(dst)
     if got == digest:
@@ -495,29 +510,45 @@ class Bench:
 
     # ---- scenarios
     def scenario_local(self) -> None:
+        """local -> local, onto this machine's disk and onto tmpfs. On the disk, the outputs are
+        removed only after every method ran: ext4 slows inode allocation for about half a minute
+        after a mass delete (recently_deleted() in the allocator), which would penalise whichever
+        method ran after a removal. tmpfs shows the tools' own cost per file, with no disk."""
         src, digest = self.tree("small")
         n, nbytes = len(digest), sum(s for s, _ in digest.values())
-        methods = [("cp -r", lambda d: [ "cp", "-r", str(src), str(d)]),
+        methods = [("cp -r", lambda d: ["cp", "-r", str(src), str(d)]),
                    ("rclone --transfers 16", lambda d: [rclone_bin(), "copy", str(src), str(d), "--transfers", "16"])]
-        if not self.copier_na:
-            methods.append(("copier copy", lambda d: [COPIER, "copy", str(src), str(d), "--workers", "16",
-                                                       "--state", str(self.work / f"l-{uuid.uuid4().hex[:6]}.sqlite"),
-                                                       "--quiet"]))
-        for method, make in methods:
-            if not self.wanted(method):
-                continue
-            dst = self.work / f"local-{uuid.uuid4().hex[:6]}"
-            argv = make(dst)
-            subprocess.run(["sync"], check=False)
-            run = run_measured([Spec(method, argv, {**os.environ, "RCLONE_CONFIG": "/dev/null"})], self.timeout_s)
-            r = fill(Result("local", method, fmt_cmd(argv)), run, n, nbytes)
-            if r.verified == "no":
-                r.verified, r.note = verify_local(dst, digest)
-            self.add(r)
-            shutil.rmtree(dst, ignore_errors=True)
-        if self.copier_na:
-            self.na("local", "copier copy", self.copier_na)
-        self._ratios("local", rclone="rclone --transfers 16", ceiling="cp -r")
+        if not self.copier_na:  # copier with its default copies in flight for a local target
+            methods.append(("copier copy", lambda d: [COPIER, "copy", str(src), str(d),
+                                                       "--state", str(d.parent / f"{d.name}.sqlite"), "--quiet"]))
+        places = [("local", self.work)]
+        shm = Path("/dev/shm")
+        if shm.is_dir() and shutil.disk_usage(shm).free > 4 * nbytes:
+            places.append(("local-tmpfs", Path(tempfile.mkdtemp(prefix="copier-bench-", dir=shm))))
+        for scenario, root in places:
+            outputs = []
+            try:
+                for method, make in methods:
+                    if not self.wanted(method):
+                        continue
+                    dst = root / f"local-{uuid.uuid4().hex[:6]}"
+                    outputs.append(dst)
+                    argv = make(dst)
+                    subprocess.run(["sync"], check=False)
+                    run = run_measured([Spec(method, argv, {**os.environ, "RCLONE_CONFIG": "/dev/null"})],
+                                       self.timeout_s)
+                    r = fill(Result(scenario, method, fmt_cmd(argv)), run, n, nbytes)
+                    if r.verified == "no":
+                        r.verified, r.note = verify_local(dst, digest)
+                    self.add(r)
+            finally:
+                for dst in outputs:
+                    shutil.rmtree(dst, ignore_errors=True)
+                if root != self.work:
+                    shutil.rmtree(root, ignore_errors=True)
+            if self.copier_na:
+                self.na(scenario, "copier copy", self.copier_na)
+            self._ratios(scenario, rclone="rclone --transfers 16", ceiling="cp -r")
 
     def scenario_walk(self) -> None:
         for tree_name in ("small", "flat"):
@@ -531,6 +562,15 @@ class Bench:
             r.note = "" if found == n else f"listed {found} of {n}"
             r.mb_per_s = None
             self.add(r)
+            # What the seeder must do per file: stat it (size, mtime, mode); `find -type f` reads
+            # the type from the directory entry and stats nothing.
+            argv = ["find", str(src), "-type", "f", "-printf", "%s %T@ %m %P\n"]
+            run = run_measured([Spec("find", argv)], self.timeout_s)
+            r = fill(Result("walk", f"find -printf, stats ({tree_name})", fmt_cmd(argv)), run, n, 0)
+            found = run.out["find"].count("\n")
+            r.verified = "ok" if found == n else "mismatch"
+            r.mb_per_s = None
+            self.add(r)
             if self.copier_na:
                 self.na("walk", f"copier seed ({tree_name})", self.copier_na)
                 continue
@@ -541,7 +581,7 @@ class Bench:
                 # No controller drains the intake in a walk-only run: lift the seeders'
                 # backpressure, or the walk of `flat` would wait at the high-water mark.
                 env = {**os.environ, "COPIER_REDIS_URL": redis.url, "COPIER_QUEUES": "redis",
-                       "COPIER_LOG_LEVEL": COPIER_LOG_LEVEL, "COPIER_INTAKE_HIGH_WATER": str(10 * n)}
+                       "COPIER_LOG_LEVEL": "info", "COPIER_INTAKE_HIGH_WATER": str(10 * n)}
                 argv = [COPIER, "seed", str(src), "--job", job, "--target", str(dst)]
                 base_mem = redis_memory(redis.url)
                 run = run_measured([Spec("seed", argv, env)], self.timeout_s if not self.quick else 120)
@@ -562,6 +602,13 @@ class Bench:
                     r.verified = "ok" if total == n else "mismatch"
                     r.note = f"files_total={total}"
                 r.note += f"; redis {waiting_bytes / max(1, total or n):.0f} B per waiting item"
+                walk_s = _walk_phase_s(run.err["seed"])
+                if walk_s:  # the process's wall less its start (interpreter, imports, connect)
+                    rate = n / walk_s
+                    refs = {x.method: x.files_per_s for x in self.results if x.scenario == "walk" and x.files_per_s}
+                    r.note += (f"; walk phase {walk_s:.2f} s ({rate:,.0f} files/s): "
+                               f"{rate / refs.get(f'find ({tree_name})', rate):.2f} of find, "
+                               f"{rate / refs.get(f'find -printf, stats ({tree_name})', rate):.2f} of find -printf")
                 self.add(r)
             finally:
                 redis.stop()
@@ -702,7 +749,10 @@ Every figure counts only when its copy was verified (count and MD5 of every file
 endpoint names and sizes). CPU s is all the method's processes together (RUSAGE_CHILDREN);
 peak RSS per process. Ratios: `direct`, `big` against rclone defaults; `wan` against
 `--transfers 16`; `null` against `--transfers 64`; `local` against rclone `--transfers 16` and
-`cp -r` (in the ceiling column); `walk` against `find` (ceiling column).
+`cp -r` (in the ceiling column), on this machine's ext4 (`local`) and on tmpfs (`local-tmpfs`);
+`walk` against `find` (ceiling column), whose `-type f` stats nothing, while `find -printf`
+stats every file as the seeder must; the seeder's note gives its walk phase alone (from its log:
+`seeder_started` to `walk_finished`), without the interpreter's start and Redis connection.
 
 {self.table()}
 
