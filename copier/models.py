@@ -174,6 +174,17 @@ class BatchOutcome:
     failures: tuple[Failure, ...] = ()
 
 
+DRAIN_SUFFIX = "~drain"
+
+
+def drain_holder(worker: str) -> str:
+    """The name a worker holds a slot under while it only drains it (the slot's own worker
+    died). Any worker that needs a slot may claim a slot held so: a worker started again after
+    a kill, or one joining, takes the dead one's slot, its queue and its place in the levelling,
+    instead of opening one more slot."""
+    return worker + DRAIN_SUFFIX
+
+
 @dataclass(frozen=True, slots=True)
 class SlotInfo:
     """A worker slot: one work queue and the lease on it."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from copier import log
 from copier.config import Tuning
 from copier.errors import FatalError, PoisonMessage, TransientError
-from copier.models import Batch, BatchOutcome, DeadLetter, Delivery, Failure, Phase
+from copier.models import Batch, BatchOutcome, DeadLetter, Delivery, Failure, Phase, drain_holder
 from copier.phase import job_phase
 from copier.protocols import Frontier, QueueFactory, StateStore, WorkQueue
 from copier.runtime import died_here
@@ -236,21 +236,29 @@ class Worker:
             queue = self._queue(info.slot)
             if queue.depth() == 0:
                 continue
-            if not self.state.take_over_slot(info.slot, self.id, self.tuning.slot_lease_s):
+            # Held under a drain name: a worker that needs a slot (its dead owner started again,
+            # or a newcomer) may claim it meanwhile; the draining stops once one has.
+            drainer = drain_holder(self.id)
+            if not self.state.take_over_slot(info.slot, drainer, self.tuning.slot_lease_s):
                 continue
             self._slots_held.add(info.slot)
             self.log.info("slot_taken_over", slot=info.slot, from_worker=info.holder)
             found = False
             try:
-                while not self.stop.is_set() and self.drain_once(queue, check_all=True):
+                while (not self.stop.is_set() and not self._claimed_by_another(info.slot, drainer)
+                       and self.drain_once(queue, check_all=True)):
                     found = True
                 self._wait_in_hand()
             finally:
                 self._slots_held.discard(info.slot)
-                self.state.release_slot(info.slot, self.id)
+                self.state.release_slot(info.slot, drainer)
             if found:
                 return True
         return False
+
+    def _claimed_by_another(self, slot: int, drainer: str) -> bool:
+        holder = next((s.holder for s in self.state.slots() if s.slot == slot), None)
+        return holder is not None and holder != drainer
 
     def _keep_leases(self) -> None:
         """Renew this worker's own slot (a slot taken over is not renewed: its lease runs out

@@ -21,7 +21,7 @@ from copier.backends.codec import (
     path_str, pending_order,
 )
 from copier.errors import AuthenticationFailed, BackendUnavailable, ConfigError, FatalError, TransientError
-from copier.models import Batch, BatchOutcome, Counters, DeadLetter, Failure, JobSpec, SlotInfo
+from copier.models import DRAIN_SUFFIX, Batch, BatchOutcome, Counters, DeadLetter, Failure, JobSpec, SlotInfo
 
 _TRANSIENT = (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError, rex.ReadOnlyError,
               rex.TryAgainError, rex.ClusterDownError, rex.MasterDownError)
@@ -192,12 +192,15 @@ return 1
 """
 
 # One hash per job holds every slot: fields <n>:holder|expires|seen (ms)|assigned|done_cost|...
-_SLOT_LUA = LUA_COMMON + """
+_SLOT_LUA = LUA_COMMON + f"""
+local DRAIN_SUFFIX = '{DRAIN_SUFFIX}'
+""" + """
 local h, worker, now = KEYS[1], ARGV[1], now_ms()
 local function holder(s) return redis.call('HGET', h, s .. ':holder') end
 local function claimable(s)
   local who = holder(s)
   if not who or who == '' or who == worker then return true end
+  if string.sub(who, -#DRAIN_SUFFIX) == DRAIN_SUFFIX then return true end  -- only being drained
   return tonumber(redis.call('HGET', h, s .. ':expires') or '0') <= now
 end
 local function take(s)

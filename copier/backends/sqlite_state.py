@@ -11,7 +11,7 @@ from pathlib import Path
 from copier.backends.codec import SEP, check_same_job, decode_failure, decode_item, decode_items, failure_args
 from copier.backends.sqlite_db import COUNTER_COLUMNS, SqliteDb, bump, record_failures, touch_slot
 from copier.errors import ConfigError
-from copier.models import Batch, BatchOutcome, Counters, DeadLetter, Failure, JobSpec, SlotInfo
+from copier.models import DRAIN_SUFFIX, Batch, BatchOutcome, Counters, DeadLetter, Failure, JobSpec, SlotInfo
 
 _SLOT_COLUMNS = "slot, holder, expires_at, assigned_cost, done_cost, files_done, bytes_done, last_seen"
 
@@ -195,7 +195,7 @@ def _pairs(failures: Sequence[Failure]) -> list[tuple[bytes, bytes]]:
 
 
 def _claimable(holder: str, expires_at: float, worker: str, now: float) -> bool:
-    return not holder or holder == worker or expires_at <= now
+    return not holder or holder == worker or expires_at <= now or holder.endswith(DRAIN_SUFFIX)
 
 
 def _take(conn, job: str, slot: int, worker: str, now: float, lease_s: float) -> None:

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from copier.errors import JobMismatch
-from copier.models import BatchOutcome, DeadLetter, Failure, JobSpec, ListingPage, Order, WorkItem
+from copier.models import BatchOutcome, DeadLetter, Failure, JobSpec, ListingPage, Order, WorkItem, drain_holder
 from tests.contract.state_backends import backend, eventually  # noqa: F401  (fixture)
 
 LEASE_S = 30.0
@@ -301,3 +301,17 @@ def test_take_batch_with_max_bytes_still_respects_max_items_and_cost(backend, un
     assert state.take_batch(0, 100, 40, 5, 1.0, max_bytes=10**6).items == (items[2],)
     bound = encoded_size(items[3]) + encoded_size(items[4])
     assert state.take_batch(0, 100, 10**6, 5, 1.0, max_bytes=bound).items == tuple(items[3:5])
+
+
+def test_a_slot_only_being_drained_goes_to_the_next_worker_that_needs_one(backend, unique):
+    state = backend.state(unique)
+    state.claim_slot("w0", LEASE_S)
+    dead = state.claim_slot("w1", SHORT_LEASE_S)
+    eventually(lambda: state.take_over_slot(dead, drain_holder("w0"), LEASE_S))
+    assert state.slots()[dead].holder == drain_holder("w0")
+    # w1 comes back (or a new worker joins): it gets the drained slot, not a new one
+    assert state.claim_slot("w1b", LEASE_S) == dead
+    assert state.slots()[dead].holder == "w1b"
+    state.release_slot(dead, drain_holder("w0"))  # the drainer's release no longer frees it
+    assert state.slots()[dead].holder == "w1b"
+    assert state.claim_slot("w2", LEASE_S) == 2
