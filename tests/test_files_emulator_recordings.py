@@ -24,8 +24,12 @@ import yaml
 
 from tests.files_servers import FilesEmulator, start_files_emulator
 
-RECORDINGS = Path(os.environ.get("COPIER_FILES_RECORDINGS",
-                                 Path(__file__).resolve().parents[2] / "shared" / "azure-files-recordings"))
+# The shared recordings beside the checkout are the reference; tests/data holds a copy of them
+# so that a clone on its own (CI) replays them too. A test below keeps the copy identical.
+SHARED_RECORDINGS = Path(__file__).resolve().parents[2] / "shared" / "azure-files-recordings"
+VENDORED_RECORDINGS = Path(__file__).resolve().parent / "data" / "azure-files-recordings"
+RECORDINGS = Path(os.environ.get("COPIER_FILES_RECORDINGS")
+                  or (SHARED_RECORDINGS if SHARED_RECORDINGS.is_dir() else VENDORED_RECORDINGS))
 EXPECTED_INTERACTIONS = 226
 RECORDED_HOSTS = {"storagename.file.core.windows.net", "storagename.file.preprod.core.windows.net"}
 ACCOUNT = "storagename"
@@ -248,6 +252,14 @@ def test_recordings_hold_every_interaction():
         pytest.skip(f"no recordings at {RECORDINGS}")
     total = sum(len(run) for name in recording_files() for run in load_recording(RECORDINGS / name))
     assert total == EXPECTED_INTERACTIONS
+
+
+def test_the_copy_in_tests_data_matches_the_shared_recordings():
+    if not SHARED_RECORDINGS.is_dir():
+        pytest.skip(f"no shared recordings at {SHARED_RECORDINGS}; the copy in tests/data is used")
+    shared = {p.name: p.read_bytes() for p in SHARED_RECORDINGS.iterdir() if p.is_file()}
+    vendored = {p.name: p.read_bytes() for p in VENDORED_RECORDINGS.iterdir() if p.is_file()}
+    assert vendored == shared
 
 
 @pytest.mark.parametrize("name", recording_files() or ["<no recordings>"])
