@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from copier.backends.queues import open_queue_factory
@@ -158,3 +159,38 @@ def test_a_restarted_worker_takes_back_the_slot_of_its_dead_predecessor(tmp_path
     assert worker.slot == 1
     assert (job.dst / "a").read_bytes() == b"x"
     assert len(job.state.slots()) == 2
+
+
+def test_a_worker_draining_a_dead_slot_stops_once_another_worker_claims_it(tmp_path):
+    job = Job(tmp_path)
+    job.walk([_file(job, "a", b"1"), _file(job, "b", b"2")])
+    assert job.state.claim_slot("gone", 0.05) == 0
+    queue = job.queues.queue(0)
+    queue.create()
+
+    def deal_one() -> None:
+        batch = job.state.take_batch(0, 1, 10**12, 1, 0.0)
+        queue.put(batch.encode())
+        job.state.mark_sent(batch.id)
+
+    deal_one()
+    deadline = time.monotonic() + 10
+    while any(s.live(time.time()) for s in job.state.slots()):
+        assert time.monotonic() < deadline, "the dead worker's lease never ran out"
+        time.sleep(0.01)
+    worker = job.worker()
+    drain_once = worker.drain_once
+
+    def drain_then_newcomer(*args, **kwargs):
+        found = drain_once(*args, **kwargs)
+        # a restarted worker needs a slot while this one drains: it gets this one, not a new
+        # one, and the dealer feeds it again; that is the newcomer's work, not the drainer's
+        if job.state.slots()[0].holder != "newcomer":
+            assert job.state.claim_slot("newcomer", 600) == 0
+            deal_one()
+        return found
+
+    worker.drain_once = drain_then_newcomer
+    assert worker._take_over_one() is True
+    assert queue.depth() == 1
+    assert [s.holder for s in job.state.slots()] == ["newcomer"]
