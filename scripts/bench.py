@@ -354,6 +354,7 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="copier-bench-"))
         self.results: list[Result] = []
         self.factory: AzuriteFactory | None = None
+        self.azurite_store = "not used"  # kept here: the factory forgets its store once stopped
         self.copier_na = copier_ready()
         self.digests: dict[str, dict] = {}
         self.commands: list[str] = []
@@ -382,7 +383,7 @@ class Bench:
     def azurite(self) -> BenchAzurite:
         if self.factory is None:
             self.factory = AzuriteFactory(prefer_sql=not self.args.memory_store)
-            self.azurite_store = self.factory.store  # the factory forgets it once stopped
+            self.azurite_store = self.factory.store
             print(f"# azurite store: {self.azurite_store} {self.factory.note}", flush=True)
         return self.factory.start()
 
@@ -558,23 +559,11 @@ class Bench:
         for tree_name in ("small", "flat"):
             src, digest = self.tree(tree_name)
             n = len(digest)
-            argv = ["find", str(src), "-type", "f"]
-            run = run_measured([Spec("find", argv)], self.timeout_s)
-            r = fill(Result("walk", f"find ({tree_name})", fmt_cmd(argv)), run, n, 0)
-            found = run.out["find"].count("\n")
-            r.verified = "ok" if found == n else "mismatch"
-            r.note = "" if found == n else f"listed {found} of {n}"
-            r.mb_per_s = None
-            self.add(r)
+            self._find(f"find ({tree_name})", ["find", str(src), "-type", "f"], n)
             # What the seeder must do per file: stat it (size, mtime, mode); `find -type f` reads
             # the type from the directory entry and stats nothing.
-            argv = ["find", str(src), "-type", "f", "-printf", "%s %T@ %m %P\n"]
-            run = run_measured([Spec("find", argv)], self.timeout_s)
-            r = fill(Result("walk", f"find -printf, stats ({tree_name})", fmt_cmd(argv)), run, n, 0)
-            found = run.out["find"].count("\n")
-            r.verified = "ok" if found == n else "mismatch"
-            r.mb_per_s = None
-            self.add(r)
+            self._find(f"find -printf, stats ({tree_name})",
+                       ["find", str(src), "-type", "f", "-printf", "%s %T@ %m %P\n"], n)
             if self.copier_na:
                 self.na("walk", f"copier seed ({tree_name})", self.copier_na)
                 continue
@@ -618,6 +607,15 @@ class Bench:
                 redis.stop()
         for tree_name in ("small", "flat"):
             self._ratio_pair("walk", f"copier seed ({tree_name})", f"find ({tree_name})", "vs_ceiling")
+
+    def _find(self, method: str, argv: list[str], n: int) -> None:
+        run = run_measured([Spec("find", argv)], self.timeout_s)
+        r = fill(Result("walk", method, fmt_cmd(argv)), run, n, 0)
+        found = run.out["find"].count("\n")
+        r.verified = "ok" if found == n else "mismatch"
+        r.note = "" if found == n else f"listed {found} of {n}"
+        r.mb_per_s = None
+        self.add(r)
 
     def _blob_scenario(self, scenario: str, tree_name: str, methods, via_delay=None, null=False,
                        rclone_ref: str = "", ceiling_ref: str = "ceiling", repeats: int = 1) -> None:
@@ -748,7 +746,7 @@ class Bench:
 
     def write_markdown(self, started: str, argv: list[str]) -> None:
         m = self.machine()
-        store = getattr(self, "azurite_store", "not used")
+        store = self.azurite_store
         note = self.factory.note if self.factory else ""
         trees = ", ".join(f"`{k}` {v[1 if self.quick else 0]:,} files" for k, v in TREE_SIZES.items())
         text = f"""# Benchmarks
