@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat as stat_mod
+import threading
 from collections.abc import Iterator
 
 from copier.errors import SourceChanged, SourceError
@@ -12,6 +13,10 @@ from copier.errors import SourceChanged, SourceError
 # Files up to this size are read whole before they are sent: one request, MD5 up front.
 SMALL_LIMIT = 4 * 1024 * 1024
 HASH_CHUNK = 1024 * 1024
+# Large files hashed ahead of sending at once, per process. Unbounded, sixteen threads that
+# each take a 64 MiB file all hash together and all start sending together, a second or more
+# later, while the network idles; gated, the first is sent while the next is hashed.
+HASH_AHEAD_GATE = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
 
 
 class BytesPayload:
@@ -130,8 +135,9 @@ class FilePayload:
 
     def md5_ahead(self) -> bytes:
         if self._md5 is None:
-            for _ in self.chunks(HASH_CHUNK):
-                pass
+            with HASH_AHEAD_GATE:
+                for _ in self.chunks(HASH_CHUNK):
+                    pass
         return self.md5()
 
 
