@@ -13,6 +13,7 @@ never followed.
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import stat as stat_mod
 import threading
@@ -66,21 +67,21 @@ class Seeder:
         self.pages = 0
         self._check_every = max(1, tuning.intake_high_water // 10)
         self._unchecked = self._check_every  # look once before the first node
-        # Hand on a node's last page and take the next node in one step, where the frontier can.
+        # Hand on listed nodes and take the next ones in one step, where the frontier can.
         self._chains = isinstance(frontier, ChainingFrontier)
 
     def run(self) -> None:
         """Walk until the frontier is exhausted or ``stop`` is set."""
         self.log.info("seeder_started", fresh_target=self._target_fresh)
-        lease: DirLease | None = None  # the next node, when the last commit claimed it
+        held: list[DirLease] = []  # claimed (with the last commit, where the frontier chains), not yet listed
         while not self.stop.is_set():
             try:
-                if lease is None:
+                if not held:
                     if self._over_high_water():
                         self.stop.wait(self.tuning.idle_poll_s)  # backpressure: let the dealer catch up
                         continue
-                    lease = self.frontier.claim(self.owner, self.tuning.dir_lease_s)
-                    if lease is None:
+                    held = self._claim()
+                    if not held:
                         if self.frontier.requeue_expired():
                             continue
                         if self.frontier.exhausted():
@@ -88,16 +89,12 @@ class Seeder:
                             return
                         self.stop.wait(self.tuning.idle_poll_s)
                         continue
-                lease = self.walk_node(lease)
-            except TransientError as exc:  # the node's lease runs out and it is listed again
-                lease = None
+                held = self.walk_nodes(held)
+            except TransientError as exc:  # the nodes' leases run out and they are listed again
+                held = []
                 self.log.warning("seeder_backing_off", error=str(exc))
                 self.stop.wait(1.0)
-        if lease is not None:  # claimed with the last commit, never listed: give it back
-            try:
-                self.frontier.release(lease)
-            except TransientError as exc:  # its lease runs out instead
-                self.log.warning("dir_release_failed", path=lease.node.path, error=str(exc))
+        self._release(held)
 
     def _over_high_water(self) -> bool:
         """The intake is checked once per tenth of the high-water mark committed (the seeder
@@ -110,33 +107,80 @@ class Seeder:
         self._unchecked = 0
         return False
 
-    def walk_node(self, lease: DirLease) -> DirLease | None:
-        """List one node page by page, committing each page under the lease. Returns the
-        next node's lease when the frontier could hand it on with the last page."""
-        rel = lease.node.path
-        verify = not self._target_fresh and self._target_has_files(rel)
-        pages = self._pages(rel, lease.node.cursor, verify)
-        for page in pages:
+    def _claim(self) -> list[DirLease]:
+        if self._chains:
+            return self.frontier.commit_many([], self.owner, self.tuning.dir_lease_s, self.tuning.dirs_per_claim)[1]
+        lease = self.frontier.claim(self.owner, self.tuning.dir_lease_s)
+        return [lease] if lease is not None else []
+
+    def _release(self, leases: list[DirLease]) -> None:
+        """Give back nodes claimed but not listed (a stop, or a large directory met first)."""
+        for lease in leases:
+            try:
+                self.frontier.release(lease)
+            except TransientError as exc:  # its lease runs out instead
+                self.log.warning("dir_release_failed", path=lease.node.path, error=str(exc))
+
+    def walk_nodes(self, held: list[DirLease]) -> list[DirLease]:
+        """List the held nodes. Those of one page are handed on together, in one step with the
+        claim of the next nodes where the frontier chains; returns those. A node of several
+        pages is walked on its own, page by page, after giving back the nodes not yet listed
+        (their leases would run out while it is listed)."""
+        done: list[tuple[DirLease, ListingPage]] = []
+        entries = 0
+        for i, lease in enumerate(held):
+            if self.stop.is_set():
+                self._hand_on(done, claim=0)
+                self._release(held[i:])
+                return []
+            rel = lease.node.path
+            pages = self._pages(rel, lease.node.cursor, not self._target_fresh and self._target_has_files(rel))
+            first = next(pages)
+            if not first.last:
+                self._hand_on(done, claim=0)
+                self._release(held[i + 1:])
+                self._walk_pages(lease, first, pages)
+                return []
+            done.append((lease, first))
+            entries += len(first.subdirs) + len(first.files) + len(first.failures)
+            if entries >= self.tuning.page_entries and i + 1 < len(held):
+                self._hand_on(done, claim=0)  # one script stays within a page's size
+                done, entries = [], 0
+        more = self._chains and not self.stop.is_set() and not self._over_high_water()
+        return self._hand_on(done, claim=self.tuning.dirs_per_claim if more else 0)
+
+    def _hand_on(self, done: list[tuple[DirLease, ListingPage]], claim: int) -> list[DirLease]:
+        """Commit the last pages of listed nodes; claim up to ``claim`` more in the same step."""
+        if not done and not claim:
+            return []
+        if self._chains:
+            flags, claimed = self.frontier.commit_many(done, self.owner, self.tuning.dir_lease_s, claim)
+        else:
+            flags, claimed = [self.frontier.commit(lease, page) for lease, page in done], []
+        for (lease, page), committed in zip(done, flags):
+            if committed:
+                self.pages += 1
+                self._unchecked += len(page.files)
+            else:
+                self.log.warning("dir_lease_lost", path=lease.node.path)
+        return claimed
+
+    def _walk_pages(self, lease: DirLease, first: ListingPage, rest: Iterator[ListingPage]) -> None:
+        """Commit a node's pages one by one under its lease, renewing it between pages."""
+        for page in itertools.chain((first,), rest):
             if self.stop.is_set() and not page.last:
                 self.frontier.release(lease)
-                return None
-            following = None
-            if page.last and self._chains and not self.stop.is_set() and not self._over_high_water():
-                committed, following = self.frontier.commit_and_claim(lease, page, self.owner,
-                                                                      self.tuning.dir_lease_s)
-            else:
-                committed = self.frontier.commit(lease, page)
-            if not committed:
-                self.log.warning("dir_lease_lost", path=rel)
-                return None
+                return
+            if not self.frontier.commit(lease, page):
+                self.log.warning("dir_lease_lost", path=lease.node.path)
+                return
             self.pages += 1
             self._unchecked += len(page.files)
             if page.last:
-                return following
+                return
             if not self.frontier.renew(lease, self.tuning.dir_lease_s):
-                self.log.warning("dir_lease_lost", path=rel)
-                return None
-        return None
+                self.log.warning("dir_lease_lost", path=lease.node.path)
+                return
 
     def _target_has_files(self, rel: str) -> bool:
         if not isinstance(self.target, Lister):

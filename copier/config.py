@@ -32,6 +32,8 @@ class Tuning(BaseModel):
     stall_s: float = Field(20.0, gt=0, description="a worker that finishes nothing this long is not waited for")
     intake_high_water: int = Field(200_000, ge=1000, description="items waiting before seeders pause")
     page_entries: int = Field(5000, ge=10, description="directory entries per committed listing page")
+    dirs_per_claim: int = Field(16, ge=1, le=1000, description="directory nodes a seeder claims, lists and "
+                                "hands on together (one round trip per that many small folders)")
     sort_names_max: int = Field(1_000_000, ge=100, description="names of one directory sorted in memory at once")
     worker_concurrency: int = Field(16, ge=1, le=512, description="copies in flight in one worker")
     receive_max: int = Field(32, ge=1, le=32)

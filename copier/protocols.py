@@ -62,8 +62,9 @@ class Frontier(Protocol):
 
 @runtime_checkable
 class ChainingFrontier(Protocol):
-    """Optional: a Frontier that hands on one directory and takes the next in one step (on a
-    tree of small folders, one round trip per directory instead of two). Both backends have it."""
+    """Optional: a Frontier that hands on directories and takes the next ones in one step (on a
+    tree of small folders, one round trip per several directories instead of two per
+    directory). Both backends have it."""
 
     def commit_and_claim(self, lease: DirLease, page: ListingPage, owner: str,
                          lease_s: float) -> tuple[bool, DirLease | None]:
@@ -74,6 +75,15 @@ class ChainingFrontier(Protocol):
         waiting. The next node is the one ``claim`` would take right after the commit (for
         DFS, the first subdirectory the page listed, if any). Raises ValueError if
         ``page.last`` is false."""
+
+    def commit_many(self, commits: Sequence[tuple[DirLease, ListingPage]], owner: str, lease_s: float,
+                    claim: int) -> tuple[list[bool], list[DirLease]]:
+        """In one atomic step: ``commit`` each ``(lease, page)`` in turn, then, only if every one
+        took effect, claim up to ``claim`` nodes for ``owner`` — the ones that many ``claim``
+        calls would take right after. Returns the commits' results in order (False: the lease
+        was no longer held and nothing of that page changed) and the new leases (fewer than
+        ``claim`` when fewer nodes wait). Each lease may appear once (else ValueError); pages
+        need not be last pages."""
 
 
 class StateStore(Protocol):

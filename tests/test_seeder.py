@@ -89,6 +89,45 @@ def test_a_directory_larger_than_the_sort_buffer_is_listed_once_in_order(tmp_pat
     assert _all_items(state) == names
 
 
+def test_small_folders_go_together_and_a_large_one_among_them_is_paged_alone(tmp_path):
+    src = tmp_path / "src"
+    expected = []
+    for d in range(8):  # the root's listing is one page
+        count = 45 if d == 5 else 3  # d05 needs several pages
+        names = [f"f{i:02d}" for i in range(count)]
+        _touch(src / f"d{d:02d}", names)
+        expected += [f"d{d:02d}/{n}" for n in names]
+    state, frontier, seeder, _ = _setup(tmp_path, src, page_entries=10, dirs_per_claim=4)
+    calls, released = [], []
+    real_commit, real_release = frontier.commit_many, frontier.release
+    frontier.commit_many = lambda commits, *a: calls.append(len(commits)) or real_commit(commits, *a)
+    frontier.release = lambda lease: released.append(lease.node.path) or real_release(lease)
+    seeder.run()
+    listed = _all_items(state)
+    assert sorted(listed) == sorted(expected) and len(listed) == len(expected)
+    c = state.counters()
+    assert (c.dirs_total, c.dirs_done, c.files_total) == (9, 9, len(expected))
+    assert max(calls) == 4  # four small folders handed on in one call
+    # Claimed four at a time (d04-d07): d04 is handed on, d06 and d07 given back before d05 is paged.
+    assert released == ["d06", "d07"]
+    assert frontier.exhausted() is True
+
+
+def test_a_stopped_seeder_gives_back_the_nodes_it_has_not_listed(tmp_path):
+    src = tmp_path / "src"
+    for d in range(6):
+        _touch(src / f"d{d}", ["f"])
+    state, frontier, seeder, _ = _setup(tmp_path, src, dirs_per_claim=4)
+    root = frontier.claim("s1", 30)
+    flags, held = frontier.commit_many([(root, next(seeder._pages("", "", False)))], "s1", 30, 4)
+    assert flags == [True] and len(held) == 4
+    seeder.stop.set()
+    assert seeder.walk_nodes(held) == []
+    # Given back at once, not left to their leases: all six wait to be claimed.
+    again = [frontier.claim("s2", 30) for _ in range(7)]
+    assert sorted(lease.node.path for lease in again[:6]) == [f"d{d}" for d in range(6)] and again[6] is None
+
+
 def test_entries_that_are_not_regular_files_become_failures_with_reasons(tmp_path):
     src = tmp_path / "src"
     _touch(src, ["plain"])

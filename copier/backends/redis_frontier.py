@@ -3,20 +3,21 @@
 DFS pushes new nodes on the left (a stack, in listed order), BFS on the right (a queue).
 A claimed node moves into the ``leases`` hash: token -> ``expires_ms NUL owner NUL cursor TAB
 path``, the expiry by the Redis clock. There is no expiry index: the hash holds one field per
-node being listed (about one per seeder), so ``requeue_expired`` reads it whole. A page is
+node being listed (at most ``dirs_per_claim`` per seeder), so ``requeue_expired`` reads it whole. A page is
 committed by one script, so it is counted once or not at all.
 
-Redis commands per directory matter (issue 5: at most one per file on a tree of small
-folders, counted with the commands scripts run): a one-page directory committed together
-with the claim of the next (``commit_and_claim``) costs the EVALSHA, HDEL (which is also the
-lease check), RPUSH of its files, LPUSH of its subdirectories (if any; none for the first one
-under DFS, which is leased at once), its counters (HINCRBY for one or two of them, else one
-HMGET and one HSET), then TIME, LPOP and HSET for the next lease.
+Redis commands matter (issue 5: at most one per file on a tree of small folders, counted
+with the commands scripts run): ``commit_many`` hands on any number of one-page directories
+and claims the next ones in one script whose commands do not grow with their number: the
+EVALSHA, HMGET (the lease check), HDEL, RPUSH of the files, LPUSH of the subdirectories,
+the counters (HINCRBY for one or two of them, else HMGET and HSET), then TIME, LPOP and HSET
+of the new leases.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import redis
 
@@ -93,36 +94,59 @@ return #expired
 """
 
 # KEYS frontier, leases, intake, counters, failures, failure_index
-# ARGV token, push (LPUSH|RPUSH), last (1|0), cursor, n_dirs, n_files, n_bytes, n_failures,
-#      owner, token and lease_ms of the next lease ('' owner: claim none), then the dir nodes,
-#      the items, and (path, record) pairs
-# Returns 0 if the lease is not held (nothing changed), else {1} or {1, node, expires_ms}.
-_COMMIT = _LEASES + """
-local token, last = ARGV[1], ARGV[3] == '1'
-if last then
-  if redis.call('HDEL', KEYS[2], token) == 0 then return 0 end
-else
-  local v = redis.call('HGET', KEYS[2], token)
-  if not v then return 0 end
-  local expires, owner, node = parse_lease(v)
-  local tab = string.find(node, '\t', 1, true)
-  redis.call('HSET', KEYS[2], token, int(expires) .. '\0' .. owner .. '\0' .. ARGV[4] .. string.sub(node, tab))
+# ARGV push (LPUSH|RPUSH), owner, token base, lease_ms, claim (how many nodes), n commits, then
+#      per commit its head (token, last 1|0, cursor, n_dirs, n_files, n_bytes, n_failures), then
+#      per commit its body (the dir nodes, the items, the (path, record) pairs of its failures)
+# Returns {flags, expires_ms, node...}: flags holds '1' or '0' per commit (0: the lease was not
+# held and nothing of that page changed); the claimed nodes' tokens are the base .. ':' .. i.
+# Nothing is claimed unless every commit took effect.
+_COMMIT_MANY = _LEASES + """
+local push_cmd, owner, base, lease_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local n_claim, n_commits = tonumber(ARGV[5]), tonumber(ARGV[6])
+local HEAD = 7
+local tokens = {}
+for c = 0, n_commits - 1 do tokens[c + 1] = ARGV[HEAD + 7 * c] end
+local leases = n_commits > 0 and redis.call('HMGET', KEYS[2], unpack(tokens)) or {}
+local flags, all_held = {}, true
+local dirs, items, done_tokens, moved = {}, {}, {}, {}
+local n_dirs, n_files, n_bytes, n_failures, n_done = 0, 0, 0, 0, 0
+local pos = HEAD + 7 * n_commits
+for c = 0, n_commits - 1 do
+  local h = HEAD + 7 * c
+  local nd, nf, nx = tonumber(ARGV[h + 3]), tonumber(ARGV[h + 4]), tonumber(ARGV[h + 6])
+  local held = leases[c + 1]
+  if held then
+    flags[c + 1] = '1'
+    if ARGV[h + 1] == '1' then
+      done_tokens[#done_tokens + 1] = ARGV[h]
+      n_done = n_done + 1
+    else
+      local expires, lease_owner, node = parse_lease(held)
+      local tab = string.find(node, '\t', 1, true)
+      moved[#moved + 1] = ARGV[h]
+      moved[#moved + 1] = int(expires) .. '\0' .. lease_owner .. '\0' .. ARGV[h + 2] .. string.sub(node, tab)
+    end
+    for i = pos, pos + nd - 1 do dirs[#dirs + 1] = ARGV[i] end
+    for i = pos + nd, pos + nd + nf - 1 do items[#items + 1] = ARGV[i] end
+    for i = pos + nd + nf, pos + nd + nf + 2 * nx - 1, 2 do
+      redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
+      redis.call('ZADD', KEYS[6], 0, ARGV[i])
+    end
+    n_dirs, n_files = n_dirs + nd, n_files + nf
+    n_bytes, n_failures = n_bytes + tonumber(ARGV[h + 5]), n_failures + nx
+  else
+    flags[c + 1] = '0'
+    all_held = false
+  end
+  pos = pos + nd + nf + 2 * nx
 end
-local first, n_dirs, n_files, n_failures = 12, tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
-local claim = last and ARGV[9] ~= ''
-local function push(cmd, key, from, to)
-  for i = from, to, 1000 do redis.call(cmd, key, unpack(ARGV, i, math.min(i + 999, to))) end
+if #done_tokens > 0 then redis.call('HDEL', KEYS[2], unpack(done_tokens)) end
+if #moved > 0 then redis.call('HSET', KEYS[2], unpack(moved)) end
+local function push(cmd, key, values)
+  for i = 1, #values, 1000 do redis.call(cmd, key, unpack(values, i, math.min(i + 999, #values))) end
 end
--- Under DFS the first listed subdirectory (last in ARGV) would be pushed and popped at once.
-local next_node = nil
-local dirs_to = first + n_dirs - 1
-if claim and n_dirs > 0 and ARGV[2] == 'LPUSH' then
-  next_node = ARGV[dirs_to]
-  dirs_to = dirs_to - 1
-end
-if dirs_to >= first then push(ARGV[2], KEYS[1], first, dirs_to) end
-if n_files > 0 then push('RPUSH', KEYS[3], first + n_dirs, first + n_dirs + n_files - 1) end
-if n_failures > 0 then record_failures(KEYS[5], KEYS[6], first + n_dirs + n_files) end
+push(push_cmd, KEYS[1], dirs)
+push('RPUSH', KEYS[3], items)
 -- Counters: HINCRBY each when one or two change, else one HMGET and one HSET (atomic here).
 local names, deltas = {}, {}
 local function add(name, delta)
@@ -130,23 +154,31 @@ local function add(name, delta)
 end
 add('dirs_total', n_dirs)
 add('files_total', n_files)
-add('bytes_total', tonumber(ARGV[7]))
+add('bytes_total', n_bytes)
 add('entries_failed', n_failures)
-if last then add('dirs_done', 1) end
+add('dirs_done', n_done)
 if #names <= 2 then
   for i, name in ipairs(names) do redis.call('HINCRBY', KEYS[4], name, int(deltas[i])) end
-else
+elseif #names > 0 then
   local now_values, fields = redis.call('HMGET', KEYS[4], unpack(names)), {}
   for i, name in ipairs(names) do
     fields[2 * i - 1], fields[2 * i] = name, int((tonumber(now_values[i]) or 0) + deltas[i])
   end
   redis.call('HSET', KEYS[4], unpack(fields))
 end
-if not claim then return {1} end
-next_node = next_node or redis.call('LPOP', KEYS[1])
-if not next_node then return {1} end
-local got = put_lease(KEYS[2], ARGV[10], ARGV[9], next_node, ARGV[11])
-return {1, got[1], got[2]}
+local result = {table.concat(flags), 0}
+if not all_held or n_claim < 1 then return result end
+local nodes = redis.call('LPOP', KEYS[1], n_claim)
+if not nodes then return result end
+local expires = now_ms() + tonumber(lease_ms)
+local fields = {}
+for i, node in ipairs(nodes) do
+  fields[2 * i - 1], fields[2 * i] = base .. ':' .. i, int(expires) .. '\0' .. owner .. '\0' .. node
+  result[i + 2] = node
+end
+redis.call('HSET', KEYS[2], unpack(fields))
+result[2] = int(expires)
+return result
 """
 
 _LEASE_MS_MIN = 1
@@ -158,7 +190,7 @@ class RedisFrontier:
         self.client, self.job, self.order, self.keys = client, job, Order(order), Keys(job)
         reg = client.register_script
         self._seed, self._claim, self._renew = reg(_SEED), reg(_CLAIM), reg(_RENEW)
-        self._release, self._requeue, self._commit = reg(_RELEASE), reg(_REQUEUE_EXPIRED), reg(_COMMIT)
+        self._release, self._requeue, self._commit = reg(_RELEASE), reg(_REQUEUE_EXPIRED), reg(_COMMIT_MANY)
         self._lease_keys = [self.keys.frontier, self.keys.leases]
 
     @translated
@@ -179,31 +211,48 @@ class RedisFrontier:
 
     @translated
     def commit(self, lease: DirLease, page: ListingPage) -> bool:
-        return self._commit_page(lease, page, ["", "", ""]) != 0
+        return self._commit_many([(lease, page)], "", 0, 0)[0][0]
 
     @translated
     def commit_and_claim(self, lease: DirLease, page: ListingPage, owner: str,
                          lease_s: float) -> tuple[bool, DirLease | None]:
         if not page.last:
             raise ValueError("commit_and_claim takes the last page of a node")
-        _check_owner(owner)
-        token = uuid.uuid4().hex
-        got = self._commit_page(lease, page, [owner, token, _ms(lease_s)])
-        if not got:
-            return False, None
-        return True, (_lease(got[1:], owner, token) if len(got) > 1 else None)
+        (committed,), leases = self._commit_many([(lease, page)], owner, lease_s, 1)
+        return committed, (leases[0] if leases else None)
 
-    def _commit_page(self, lease: DirLease, page: ListingPage, claim_args: list):
+    @translated
+    def commit_many(self, commits: Sequence[tuple[DirLease, ListingPage]], owner: str, lease_s: float,
+                    claim: int) -> tuple[list[bool], list[DirLease]]:
+        return self._commit_many(commits, owner, lease_s, claim)
+
+    def _commit_many(self, commits: Sequence[tuple[DirLease, ListingPage]], owner: str, lease_s: float,
+                     claim: int) -> tuple[list[bool], list[DirLease]]:
+        _check_distinct(commits)
         k = self.keys
-        dirs = [encode_node(DirNode(child_path(lease.node.path, name))) for name in page.subdirs]
-        if self.order is Order.DFS:
-            dirs.reverse()  # LPUSH a, b leaves b on top; reversed, the first listed comes out first
-        failures = failure_args(page.failures)
-        args = [lease.token, "LPUSH" if self.order is Order.DFS else "RPUSH", int(page.last), page.cursor,
-                len(dirs), len(page.files), sum(f.size for f in page.files), len(failures) // 2, *claim_args,
-                *dirs, *(encode_item(f) for f in page.files), *failures]
-        keys = [*self._lease_keys, k.intake, k.counters, k.failures, k.failure_index]
-        return self._commit(keys=keys, args=args)
+        dfs = self.order is Order.DFS
+        base = uuid.uuid4().hex
+        if claim > 0:
+            _check_owner(owner)
+        heads: list = []
+        bodies: list = []
+        for lease, page in commits:
+            dirs = [encode_node(DirNode(child_path(lease.node.path, name))) for name in page.subdirs]
+            if dfs:
+                dirs.reverse()  # LPUSH a, b leaves b on top; reversed, the first listed comes out first
+            failures = failure_args(page.failures)
+            heads += (lease.token, int(page.last), page.cursor, len(dirs), len(page.files),
+                      sum(f.size for f in page.files), len(failures) // 2)
+            bodies += dirs
+            bodies += [encode_item(f) for f in page.files]
+            bodies += failures
+        args = ["LPUSH" if dfs else "RPUSH", owner, base, _ms(lease_s), claim, len(commits), *heads, *bodies]
+        got = self._commit(keys=[*self._lease_keys, k.intake, k.counters, k.failures, k.failure_index], args=args)
+        flags = [flag == ord("1") for flag in got[0]]
+        expires_at = int(got[1]) / 1000
+        leases = [DirLease(node=decode_node(node), owner=owner, token=f"{base}:{i}", expires_at=expires_at)
+                  for i, node in enumerate(got[2:], start=1)]
+        return flags, leases
 
     @translated
     def release(self, lease: DirLease) -> None:
@@ -221,6 +270,11 @@ class RedisFrontier:
         pipe.hlen(self.keys.leases)
         seeded, waiting, leased = pipe.execute()
         return bool(seeded) and waiting == 0 and leased == 0
+
+
+def _check_distinct(commits: Sequence[tuple[DirLease, ListingPage]]) -> None:
+    if len({lease.token for lease, _ in commits}) != len(commits):
+        raise ValueError("commit_many takes each lease once")
 
 
 def _check_owner(owner: str) -> None:

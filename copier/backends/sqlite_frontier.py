@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from copier.backends.codec import child_path, encode_item, failure_args, path_bytes, path_str
@@ -67,6 +68,20 @@ class SqliteFrontier:
             if not self._commit(conn, lease, page):
                 return False, None
             return True, self._claim(conn, owner, lease_s)
+
+    def commit_many(self, commits: Sequence[tuple[DirLease, ListingPage]], owner: str, lease_s: float,
+                    claim: int) -> tuple[list[bool], list[DirLease]]:
+        if len({lease.token for lease, _ in commits}) != len(commits):
+            raise ValueError("commit_many takes each lease once")
+        with self.db.write() as conn:
+            flags = [self._commit(conn, lease, page) for lease, page in commits]
+            leases: list[DirLease] = []
+            while all(flags) and len(leases) < claim:
+                lease = self._claim(conn, owner, lease_s)
+                if lease is None:
+                    break
+                leases.append(lease)
+        return flags, leases
 
     def _commit(self, conn: sqlite3.Connection, lease: DirLease, page: ListingPage) -> bool:
         held = conn.execute("SELECT 1 FROM frontier_leases WHERE token = ? AND job = ?",

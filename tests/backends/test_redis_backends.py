@@ -109,27 +109,30 @@ def commands_since(client: redis.Redis, before: dict[str, int]) -> dict[str, int
     return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
 
 
-def test_a_small_directory_costs_a_few_redis_commands(redis_url, unique):
+def test_small_directories_handed_on_together_cost_a_few_redis_commands(redis_url, unique):
     """Issue 5: at most one Redis command per file on a tree of folders of about ten files.
-    A one-page directory handed on with the claim of the next is one script: EVALSHA, HDEL
-    (the lease check), RPUSH of its files, its counters (HMGET + HSET), TIME, LPOP, HSET."""
+    Directories handed on together with the claim of the next ones are one script whatever
+    their number: EVALSHA, HMGET (the lease check), HDEL, RPUSH of their files, LPUSH of their
+    subdirectories (if any), the counters (HMGET + HSET), TIME, LPOP and HSET of the new leases."""
     client = redis.Redis.from_url(redis_url)
     for order in (Order.DFS, Order.BFS):
         frontier = RedisFrontier(client, unique + order.value, order)
         frontier.seed_root()
         lease = frontier.claim("s1", 30)
-        committed, lease = frontier.commit_and_claim(lease, ListingPage(("a", "b", "c"), files(3), ()), "s1", 30)
-        assert committed  # the script is loaded now
+        subdirs = tuple(f"d{i:02d}" for i in range(40))
+        flags, leases = frontier.commit_many([(lease, ListingPage(subdirs, files(3), ()))], "s1", 30, 16)
+        assert flags == [True] and len(leases) == 16  # the script is loaded now
         before = commands_run(client)
-        committed, lease = frontier.commit_and_claim(lease, ListingPage((), files(10, "a"), ()), "s1", 30)
-        assert committed and lease.node.path == "b"
+        leaves = [(held, ListingPage((), files(10, held.node.path), ())) for held in leases]
+        flags, leases = frontier.commit_many(leaves, "s1", 30, 16)
+        assert flags == [True] * 16 and len(leases) == 16
         leaf = commands_since(client, before)
-        assert sum(leaf.values()) == 8, leaf
+        assert sum(leaf.values()) == 9, leaf
         before = commands_run(client)
-        committed, lease = frontier.commit_and_claim(lease, ListingPage(("x", "y"), files(10, "b"), ()), "s1", 30)
-        assert committed
-        inner = commands_since(client, before)
-        # + LPUSH of y, and DFS leases x at once (no LPOP); BFS pushes both and pops a node
-        assert sum(inner.values()) == (8 if order is Order.DFS else 9), inner
-        assert inner.get("time") == 1 and "zadd" not in inner and "hget" not in inner
+        inner = [(held, ListingPage(("x", "y"), files(10, held.node.path), ())) for held in leases]
+        flags, leases = frontier.commit_many(inner, "s1", 30, 16)
+        assert flags == [True] * 16 and len(leases) == 16
+        with_subdirs = commands_since(client, before)
+        assert sum(with_subdirs.values()) == 10, with_subdirs
+        assert with_subdirs.get("time") == 1 and "zadd" not in with_subdirs and "hget" not in with_subdirs
     client.close()

@@ -339,6 +339,119 @@ def test_commit_and_claim_lease_expires_like_any_other(backend, unique):
     assert frontier.claim("s2", LEASE_S).node == DirNode("a")  # back at the front, ahead of b
 
 
+# -- commit_many (copier.protocols.ChainingFrontier) ---------------------------------------
+
+def batch_walk(frontier, tree, per_call: int) -> list[str]:
+    """Walk with commit_many: the pages of every held node handed on with the next claims."""
+    seen: list[str] = []
+    _, leases = frontier.commit_many([], "s1", LEASE_S, per_call)
+    while leases:
+        seen += [lease.node.path for lease in leases]
+        commits = [(lease, page(tree.get(lease.node.path, []),
+                                [item(f"{lease.node.path}/f" if lease.node.path else "f")])) for lease in leases]
+        flags, leases = frontier.commit_many(commits, "s1", LEASE_S, per_call)
+        assert flags == [True] * len(commits)
+    return seen
+
+
+@pytest.mark.parametrize("order", [Order.DFS, Order.BFS])
+def test_commit_many_one_at_a_time_walks_like_claim_and_commit(backend, unique, order):
+    plain, batched = backend.frontier(unique + "p", order), backend.frontier(unique + "b", order)
+    plain.seed_root()
+    batched.seed_root()
+    assert batch_walk(batched, TREE, 1) == walk_order(plain, TREE)
+    assert backend.state(unique + "b").counters() == backend.state(unique + "p").counters()
+
+
+@pytest.mark.parametrize("order", [Order.DFS, Order.BFS])
+@pytest.mark.parametrize("per_call", [2, 3, 50])
+def test_commit_many_walks_every_node_once_and_counts(backend, unique, order, per_call):
+    plain, batched = backend.frontier(unique + "p", order), backend.frontier(unique + "b", order)
+    plain.seed_root()
+    batched.seed_root()
+    seen = batch_walk(batched, TREE, per_call)
+    assert sorted(seen) == sorted(walk_order(plain, TREE)) and len(seen) == len(set(seen))
+    assert backend.state(unique + "b").counters() == backend.state(unique + "p").counters()
+    assert batched.exhausted() is True
+
+
+@pytest.mark.parametrize("order", [Order.DFS, Order.BFS])
+def test_commit_many_claims_what_successive_claims_would_take(backend, unique, order):
+    one, other = backend.frontier(unique + "1", order), backend.frontier(unique + "2", order)
+    taken = []
+    for frontier in (one, other):
+        frontier.seed_root()
+        _, (root,) = frontier.commit_many([], "s1", LEASE_S, 1)
+        assert root.node == DirNode("") and frontier.claim("s1", LEASE_S) is None
+        taken.append(root)
+    commits = lambda root: [(root, page(["a", "b", "c"], [item("f")]))]  # noqa: E731
+    _, claimed = one.commit_many(commits(taken[0]), "s2", LEASE_S, 2)
+    flags, none = other.commit_many(commits(taken[1]), "s2", LEASE_S, 0)
+    assert flags == [True] and none == []
+    assert [lease.node for lease in claimed] == [other.claim("s2", LEASE_S).node, other.claim("s2", LEASE_S).node]
+    assert all(lease.owner == "s2" and lease.expires_at > 0 for lease in claimed)
+    assert len({lease.token for lease in claimed}) == 2
+
+
+def test_commit_many_with_a_lost_lease_commits_the_others_and_claims_nothing(backend, unique):
+    frontier, state = backend.frontier(unique, Order.BFS), backend.state(unique)
+    frontier.seed_root()
+    assert frontier.commit(frontier.claim("s1", LEASE_S), page(["a", "b", "c"], []))
+    a = frontier.claim("s1", LEASE_S)
+    lost = frontier.claim("s1", SHORT_LEASE_S)
+    assert eventually(frontier.requeue_expired) == 1  # b is back at the front
+    before = state.counters()
+    flags, leases = frontier.commit_many([(a, page(["a/x"], [item("a/f", 7)])),
+                                          (lost, page(["b/y"], [item("b/f", 9)], [Failure("b/l", "bad")]))],
+                                         "s1", LEASE_S, 5)
+    assert flags == [True, False] and leases == []
+    c = state.counters()
+    assert (c.files_total - before.files_total, c.bytes_total - before.bytes_total) == (1, 7)
+    assert (c.dirs_total - before.dirs_total, c.dirs_done - before.dirs_done, c.entries_failed) == (1, 1, 0)
+    assert state.failures() == []
+    # Nothing was claimed: b (given back), c and a/x wait in that order.
+    assert [frontier.claim("s2", LEASE_S).node.path for _ in range(3)] == ["b", "c", "a/x"]
+
+
+def test_commit_many_advances_a_node_that_has_more_pages(backend, unique):
+    frontier, state = backend.frontier(unique, Order.BFS), backend.state(unique)
+    frontier.seed_root()
+    assert frontier.commit(frontier.claim("s1", LEASE_S), page(["a", "b"], []))
+    a, b = frontier.claim("s1", LEASE_S), frontier.claim("s1", LEASE_S)
+    flags, leases = frontier.commit_many([(a, page([], [item("a/1")], cursor=encode_cursor("1"), last=False)),
+                                          (b, page([], [item("b/1")]))], "s1", LEASE_S, 0)
+    assert flags == [True, True] and leases == []
+    assert frontier.renew(a, LEASE_S) is True  # a is still held, b is done
+    assert frontier.renew(b, LEASE_S) is False
+    frontier.release(a)
+    again = frontier.claim("s2", LEASE_S)
+    assert again.node == DirNode("a", encode_cursor("1"))
+    c = state.counters()
+    assert (c.files_total, c.dirs_done) == (2, 2)
+
+
+def test_commit_many_takes_each_lease_once(backend, unique):
+    frontier, state = backend.frontier(unique), backend.state(unique)
+    frontier.seed_root()
+    lease = frontier.claim("s1", LEASE_S)
+    before = state.counters()
+    with pytest.raises(ValueError):
+        frontier.commit_many([(lease, page([], [item("f")])), (lease, page([], [item("f")]))], "s1", LEASE_S, 1)
+    assert state.counters() == before
+    assert frontier.commit(lease, page([], [item("f")]))
+
+
+def test_commit_many_claims_fewer_when_fewer_wait(backend, unique):
+    frontier = backend.frontier(unique, Order.DFS)
+    frontier.seed_root()
+    root = frontier.claim("s1", LEASE_S)
+    flags, leases = frontier.commit_many([(root, page(["a", "b"], []))], "s1", LEASE_S, 16)
+    assert flags == [True] and [lease.node.path for lease in leases] == ["a", "b"]
+    flags, leases = frontier.commit_many([(lease, page([], [])) for lease in leases], "s1", LEASE_S, 16)
+    assert flags == [True, True] and leases == []
+    assert frontier.exhausted() is True
+
+
 def test_expired_nodes_come_back_latest_expiry_frontmost(backend, unique):
     frontier = backend.frontier(unique, Order.BFS)
     frontier.seed_root()
