@@ -19,7 +19,7 @@ from copier.config import Tuning, default_state_path
 from copier.errors import ConfigError, CopierError, FatalError, JobMismatch
 from copier.models import JobSpec, Order, Phase
 from copier.phase import job_phase
-from copier.runtime import Backends, new_worker_id, open_backends, stop_on_signals
+from copier.runtime import Backends, new_worker_id, open_backends, stop_on_signals, stop_with_parent
 from copier.status import render_status, status_document
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Copy huge file trees to Azure Blob Storage, Azure Files or a local disk: on one machine (copy) or on a fleet (seed, control, work).")
@@ -77,6 +77,14 @@ def _tuning(target, source: str, concurrency: int | None) -> Tuning:
         suggest = getattr(target, "suggested_concurrency", None)
         concurrency = suggest(source) if suggest is not None else None
     return Tuning.from_env(worker_concurrency=concurrency)
+
+
+def _suggested_processes(target, source: str) -> int:
+    """Worker processes when the user names none: what the target suggests (one per core
+    between local disks, where each copy is a few system calls and one interpreter lock would
+    bind them all to one core), else none."""
+    suggest = getattr(target, "suggested_processes", None)
+    return suggest(source) if suggest is not None else 0
 
 
 def _backends(job: str, redis_url: str | None, state: str | None, queues: str | None, queue_conn: str | None) -> Backends:
@@ -177,6 +185,7 @@ def work(
 
     def body() -> int:
         stop = _setup(job, "worker", log_level)
+        stop_with_parent(stop)
         backends = _backends(job, redis_url, state, queues, queue_conn)
         spec = _wait_for_spec(backends, stop, "worker", wait_s)
         tgt = _open_target(target or spec.target)
@@ -265,7 +274,9 @@ def copy(
     job: Optional[str] = typer.Option(None, "--job", "-j", help="job name (default: derived from SOURCE and TARGET)"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", show_default=False,
                                           help="copies in flight in each worker process [default: 16; 4 between local disks]"),
-    processes: int = typer.Option(0, "--processes", "-p", help="worker processes (0: one worker thread in this process)"),
+    processes: Optional[int] = typer.Option(None, "--processes", "-p", show_default=False,
+                                            help="worker processes (0: the worker runs in this process) "
+                                                 "[default: one per core between local disks, else 0]"),
     order: Order = typer.Option(Order.DFS, "--order"),
     dry_run: bool = typer.Option(False, "--dry-run", help="walk and report what would be copied; write nothing"),
     state: Optional[str] = typer.Option(None, "--state", help="SQLite state file (default: per-user state dir)"),
@@ -289,11 +300,12 @@ def copy(
         backends = _backends(name, redis_url, state_path, queues, queue_conn)
         tuning = _tuning(tgt, src, workers)
         children = None
-        if processes > 0:
+        procs = processes if processes is not None else _suggested_processes(tgt, src)
+        if procs > 0:
             where = ["--redis", redis_url] if redis_url else ["--state", str(state_path)]
             where += ["--queues", queues] if queues else []
             children = [["work", "--job", name, *where, "--concurrency", str(tuning.worker_concurrency), "--log-level", log_level,
-                         "--wait-s", "60"] for _ in range(processes)]
+                         "--wait-s", "60"] for _ in range(procs)]
         return onebox.copy(JobSpec(name, src, tgt.url, order), backends, tgt, tuning, stop, quiet=quiet,
                            rescan=rescan, worker_processes=children, target_url=target)
 

@@ -20,7 +20,7 @@ from copier import log
 from copier.config import Tuning
 from copier.models import Counters, JobSpec
 from copier.protocols import Target
-from copier.runtime import Backends, new_worker_id
+from copier.runtime import PARENT_PID_ENV, Backends, new_worker_id
 from copier.transfer import Transfer
 from controller.dealer import Dealer
 from controller.seeder import Seeder
@@ -79,7 +79,7 @@ def run_job(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, s
 def _run_children(commands: list[list[str]], stop: threading.Event, target_url: str | None, errors: list[str]) -> None:
     """Start ``copier work`` children and wait for them; pass a stop on as SIGTERM. The target
     URL travels in the environment, never on a command line that ``ps`` shows."""
-    env = dict(os.environ)
+    env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
     if target_url:
         env["COPIER_TARGET"] = target_url
     children = [subprocess.Popen([sys.executable, "-m", "copier.cli", *args], env=env) for args in commands]

@@ -96,6 +96,26 @@ def died_here(holder: str, role: str = "worker") -> bool:
     return False
 
 
+PARENT_PID_ENV = "COPIER_PARENT_PID"
+
+
+def stop_with_parent(stop: threading.Event) -> None:
+    """A worker process started by ``copier copy`` (``COPIER_PARENT_PID`` set) stops when that
+    process is gone, so a killed ``copier copy`` leaves no worker behind: on Linux the kernel
+    sends SIGTERM when the parent dies; a parent gone before this call is noticed here."""
+    parent = os.environ.get(PARENT_PID_ENV, "")
+    if not parent.isdigit():
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: only the check below
+        pass
+    if os.getppid() != int(parent):
+        stop.set()
+
+
 def stop_on_signals(stop: threading.Event) -> None:
     """SIGTERM and SIGINT ask the roles to stop gracefully; a second one exits at once."""
 

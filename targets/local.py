@@ -76,6 +76,16 @@ class LocalTarget:
             return NETWORK_CONCURRENCY
         return LOCAL_CONCURRENCY
 
+    def suggested_processes(self, source: str) -> int:
+        """Worker processes for ``copier copy`` when the user names none: one per core between
+        local disks (measured on tmpfs, 20,000 small files, 2 cores: 4.9-5.4 s in one process,
+        2.9-3.1 s in two, where rclone --transfers 16 took 2.0 s), none when either end is a
+        network mount, where the copies wait on round trips, not on the processor."""
+        cores = os.cpu_count() or 1
+        if cores < 2 or on_network_fs(self.root) or on_network_fs(source):
+            return 0
+        return cores
+
     def stat(self, path: str) -> TargetStat | None:
         try:
             st = os.stat(self._full(path), follow_symlinks=False)

@@ -28,7 +28,32 @@ def _copy(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(e2e.copier_cmd("copy", *args), env=env, capture_output=True, text=True, timeout=300)
 
 
-def _kill_midway(args: list[str], env: dict[str, str], state: Path, job: str, at_files: int) -> None:
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rpartition(")")[2].split()
+            if fields[1] == str(pid) and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _kill_midway(args: list[str], env: dict[str, str], state: Path, job: str, at_files: int) -> list[int]:
+    """Kill -9 a copy once it has copied ``at_files``; returns the worker processes it had
+    started, each checked to have stopped with it."""
     proc = subprocess.Popen(e2e.copier_cmd("copy", *args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def progressed() -> bool:
@@ -42,8 +67,11 @@ def _kill_midway(args: list[str], env: dict[str, str], state: Path, job: str, at
             return False
 
     e2e.poll(progressed, 120, f"{at_files} files copied", every_s=0.02)
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    e2e.poll(lambda: not any(_alive(pid) for pid in workers), 60, "worker processes stopped with their parent")
+    return workers
 
 
 def _counters(state: Path, job: str):
@@ -72,7 +100,8 @@ def test_kill_9_then_rerun_resumes_to_a_byte_identical_local_tree(tree, tmp_path
     dest, state, job = tmp_path / "dest", tmp_path / "state.sqlite", "resume-local"
     env = _default_timeouts(e2e.base_env(COPIER_WORKER_CONCURRENCY="2"))
     args = [str(tree), str(dest), "--state", str(state), "--job", job, "--quiet"]
-    _kill_midway(args, env, state, job, at_files=300)
+    workers = _kill_midway(args, env, state, job, at_files=300)
+    assert len(workers) == ((os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)  # one per core by default
     assert _counters(state, job).files_done < 3000
 
     rerun = _copy(args, env)
