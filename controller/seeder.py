@@ -205,22 +205,38 @@ class Seeder:
             dir_fd: int | None = os.open(full, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
             dir_fd = None  # listing it will say why
+        prefix = rel + "/" if rel else ""
+        lstat, is_reg, is_dir = os.lstat, stat_mod.S_ISREG, stat_mod.S_ISDIR
+        page_entries, listed = self.tuning.page_entries, 0
         try:
             for chunk in self._names_after(full, decode_cursor(cursor)):
                 for name in chunk:
                     last_name = name
-                    self._classify(rel, full, dir_fd, name, verify, subdirs, files, failures)
-                    holds_content = holds_content or bool(subdirs or files)
-                    if len(subdirs) + len(files) + len(failures) >= self.tuning.page_entries:
+                    # The common case inline (an ASCII name, a file or a folder); the rest, errors
+                    # included, goes through _classify, which looks again and says why.
+                    try:
+                        st = lstat(name, dir_fd=dir_fd) if dir_fd is not None and name.isascii() else None
+                    except OSError:
+                        st = None
+                    if st is not None and is_reg(st.st_mode):
+                        files.append(WorkItem(prefix + name, st.st_size, st.st_mtime_ns, st.st_mode & 0o7777, verify))
+                    elif st is not None and is_dir(st.st_mode):
+                        subdirs.append(prefix + name)
+                    else:
+                        self._classify(rel, full, dir_fd, name, verify, subdirs, files, failures)
+                    listed += 1
+                    if listed >= page_entries:
+                        holds_content = holds_content or bool(subdirs or files)
                         yield ListingPage(tuple(subdirs), tuple(files), tuple(failures),
                                           cursor=encode_cursor(name), last=False)
-                        subdirs, files, failures = [], [], []
+                        subdirs, files, failures, listed = [], [], [], 0
         except _Unlistable as exc:
             yield ListingPage((), (), (Failure(rel or ".", exc.reason, "dir"),))
             return
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
+        holds_content = holds_content or bool(subdirs or files)
         if not cursor and not holds_content and rel and self.target.has_directories:
             self.target.make_dir(rel)  # a folder with no files or folders exists at the target too
         yield ListingPage(tuple(subdirs), tuple(files), tuple(failures),

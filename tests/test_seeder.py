@@ -173,3 +173,12 @@ def test_a_name_that_is_not_utf8_is_a_failure_not_a_crash(tmp_path, name):
     assert _all_items(state) == []
     [failure] = state.failures()
     assert "UTF-8" in failure.reason
+
+
+def test_names_beyond_ascii_are_listed_like_any_other(tmp_path):
+    src = tmp_path / "src"
+    _touch(src / "ünïcode dir", ["café.txt", "plain.txt", "日本.bin"])
+    state, _, seeder, _ = _setup(tmp_path, src)
+    seeder.run()
+    assert sorted(_all_items(state)) == sorted(f"ünïcode dir/{n}" for n in ["café.txt", "plain.txt", "日本.bin"])
+    assert state.counters().dirs_total == 2 and state.failures() == []
