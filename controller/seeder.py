@@ -17,6 +17,7 @@ import itertools
 import os
 import stat as stat_mod
 import threading
+import time
 from collections.abc import Iterator
 
 from copier import log
@@ -114,8 +115,9 @@ class Seeder:
         return [lease] if lease is not None else []
 
     def _release(self, leases: list[DirLease]) -> None:
-        """Give back nodes claimed but not listed (a stop, or a large directory met first)."""
-        for lease in leases:
+        """Give back nodes claimed but not listed (a stop, or a large directory met first).
+        Each goes to the front in turn, so the last is given back first: they keep their order."""
+        for lease in reversed(leases):
             try:
                 self.frontier.release(lease)
             except TransientError as exc:  # its lease runs out instead
@@ -125,29 +127,45 @@ class Seeder:
         """List the held nodes. Those of one page are handed on together, in one step with the
         claim of the next nodes where the frontier chains; returns those. A node of several
         pages is walked on its own, page by page, after giving back the nodes not yet listed
-        (their leases would run out while it is listed)."""
+        (their leases would run out while it is listed). A slow source (a network mount) may
+        take long over the held ones: past half a lease, what is listed is handed on and the
+        rest renewed."""
+        pending = list(held)
         done: list[tuple[DirLease, ListingPage]] = []
         entries = 0
-        for i, lease in enumerate(held):
+        renewed_at = time.monotonic()
+        while pending:
+            lease = pending.pop(0)
             if self.stop.is_set():
                 self._hand_on(done, claim=0)
-                self._release(held[i:])
+                self._release([lease, *pending])
                 return []
             rel = lease.node.path
             pages = self._pages(rel, lease.node.cursor, not self._target_fresh and self._target_has_files(rel))
             first = next(pages)
             if not first.last:
                 self._hand_on(done, claim=0)
-                self._release(held[i + 1:])
+                self._release(pending)
                 self._walk_pages(lease, first, pages)
                 return []
             done.append((lease, first))
             entries += len(first.subdirs) + len(first.files) + len(first.failures)
-            if entries >= self.tuning.page_entries and i + 1 < len(held):
+            if pending and entries >= self.tuning.page_entries:
                 self._hand_on(done, claim=0)  # one script stays within a page's size
                 done, entries = [], 0
+            if pending and time.monotonic() - renewed_at > self.tuning.dir_lease_s / 2:
+                self._hand_on(done, claim=0)
+                done, entries = [], 0
+                pending = [p for p in pending if self._renew(p)]
+                renewed_at = time.monotonic()
         more = self._chains and not self.stop.is_set() and not self._over_high_water()
         return self._hand_on(done, claim=self.tuning.dirs_per_claim if more else 0)
+
+    def _renew(self, lease: DirLease) -> bool:
+        if self.frontier.renew(lease, self.tuning.dir_lease_s):
+            return True
+        self.log.warning("dir_lease_lost", path=lease.node.path)
+        return False
 
     def _hand_on(self, done: list[tuple[DirLease, ListingPage]], claim: int) -> list[DirLease]:
         """Commit the last pages of listed nodes; claim up to ``claim`` more in the same step."""

@@ -82,8 +82,8 @@ class ChainingFrontier(Protocol):
         took effect, claim up to ``claim`` nodes for ``owner`` — the ones that many ``claim``
         calls would take right after. Returns the commits' results in order (False: the lease
         was no longer held and nothing of that page changed) and the new leases (fewer than
-        ``claim`` when fewer nodes wait). Each lease may appear once (else ValueError); pages
-        need not be last pages."""
+        ``claim`` when fewer nodes wait). Each lease may appear once, and at most 1,000 commits
+        and claims go in one call (else ValueError); pages need not be last pages."""
 
 
 class StateStore(Protocol):

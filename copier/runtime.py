@@ -106,6 +106,8 @@ def stop_with_parent(stop: threading.Event) -> None:
     parent = os.environ.get(PARENT_PID_ENV, "")
     if not parent.isdigit():
         return
+    # Ctrl-C reaches the whole process group; the parent passes the stop on as one SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import ctypes
 

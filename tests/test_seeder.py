@@ -108,9 +108,41 @@ def test_small_folders_go_together_and_a_large_one_among_them_is_paged_alone(tmp
     c = state.counters()
     assert (c.dirs_total, c.dirs_done, c.files_total) == (9, 9, len(expected))
     assert max(calls) == 4  # four small folders handed on in one call
-    # Claimed four at a time (d04-d07): d04 is handed on, d06 and d07 given back before d05 is paged.
-    assert released == ["d06", "d07"]
+    # Claimed four at a time (d04-d07): d04 is handed on, d06 and d07 given back before d05 is
+    # paged, the last first, so that they wait in their order.
+    assert released == ["d07", "d06"]
     assert frontier.exhausted() is True
+
+
+def test_held_folders_are_handed_on_in_parts_of_about_a_page(tmp_path):
+    src = tmp_path / "src"
+    for d in range(8):
+        _touch(src / f"d{d}", ["a", "b", "c"])
+    state, frontier, seeder, _ = _setup(tmp_path, src, page_entries=10, dirs_per_claim=8)
+    calls = []
+    real_commit = frontier.commit_many
+    frontier.commit_many = lambda commits, *a: calls.append(len(commits)) or real_commit(commits, *a)
+    seeder.run()
+    # the root, then d0-d3 (12 entries: past a page) and d4-d7 of the eight claimed together
+    assert [n for n in calls if n] == [1, 4, 4]
+    assert sorted(_all_items(state)) == sorted(f"d{d}/{n}" for d in range(8) for n in "abc")
+
+
+def test_a_seeder_slow_over_its_held_folders_renews_them(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    for d in range(3):
+        _touch(src / f"d{d}", ["f"])
+    state, frontier, seeder, _ = _setup(tmp_path, src, dirs_per_claim=3, dir_lease_s=1)
+    root = frontier.claim("s1", 30)
+    _, held = frontier.commit_many([(root, next(seeder._pages("", "", False)))], "s1", 1, 3)
+    clock = iter(range(0, 1000, 10))  # every look at the clock: ten seconds later
+    monkeypatch.setattr("controller.seeder.time.monotonic", lambda: float(next(clock)))
+    renewed = []
+    real_renew = frontier.renew
+    frontier.renew = lambda lease, s: renewed.append(lease.node.path) or real_renew(lease, s)
+    assert seeder.walk_nodes(held) == []
+    assert renewed[:2] == ["d1", "d2"]  # after the first folder: the two not yet listed
+    assert sorted(_all_items(state)) == ["d0/f", "d1/f", "d2/f"]
 
 
 def test_a_stopped_seeder_gives_back_the_nodes_it_has_not_listed(tmp_path):
@@ -123,9 +155,9 @@ def test_a_stopped_seeder_gives_back_the_nodes_it_has_not_listed(tmp_path):
     assert flags == [True] and len(held) == 4
     seeder.stop.set()
     assert seeder.walk_nodes(held) == []
-    # Given back at once, not left to their leases: all six wait to be claimed.
+    # Given back at once, not left to their leases, in their order: all six wait to be claimed.
     again = [frontier.claim("s2", 30) for _ in range(7)]
-    assert sorted(lease.node.path for lease in again[:6]) == [f"d{d}" for d in range(6)] and again[6] is None
+    assert [lease.node.path for lease in again[:6]] == [f"d{d}" for d in range(6)] and again[6] is None
 
 
 def test_entries_that_are_not_regular_files_become_failures_with_reasons(tmp_path):

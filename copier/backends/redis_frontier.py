@@ -182,6 +182,7 @@ return result
 """
 
 _LEASE_MS_MIN = 1
+COMMIT_MANY_MAX = 1000
 
 
 class RedisFrontier:
@@ -228,7 +229,7 @@ class RedisFrontier:
 
     def _commit_many(self, commits: Sequence[tuple[DirLease, ListingPage]], owner: str, lease_s: float,
                      claim: int) -> tuple[list[bool], list[DirLease]]:
-        _check_distinct(commits)
+        _check_distinct(commits, claim)
         k = self.keys
         dfs = self.order is Order.DFS
         base = uuid.uuid4().hex
@@ -272,9 +273,11 @@ class RedisFrontier:
         return bool(seeded) and waiting == 0 and leased == 0
 
 
-def _check_distinct(commits: Sequence[tuple[DirLease, ListingPage]]) -> None:
+def _check_distinct(commits: Sequence[tuple[DirLease, ListingPage]], claim: int) -> None:
     if len({lease.token for lease, _ in commits}) != len(commits):
         raise ValueError("commit_many takes each lease once")
+    if len(commits) > COMMIT_MANY_MAX or claim > COMMIT_MANY_MAX:
+        raise ValueError(f"commit_many takes at most {COMMIT_MANY_MAX} commits and claims")  # Lua unpack bound
 
 
 def _check_owner(owner: str) -> None:

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import redis
 import redis.exceptions as rex
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from copier.backends.codec import (
     SEP, check_same_job, decode_failure, decode_items, encode_failure, failure_args, path_bytes,
@@ -48,8 +50,11 @@ def connect(url: str, timeout_s: float = 30.0, connect_timeout_s: float = 5.0) -
     AuthenticationFailed) with the redacted address if Redis does not answer."""
     shown = redact_url(url)
     try:
+        # No retries inside redis-py: a script whose reply was lost may have run, and running it
+        # again could hand a page on twice; the roles retry at their own level, knowing that.
         client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=connect_timeout_s,
-                                      health_check_interval=30, decode_responses=False)
+                                      health_check_interval=30, decode_responses=False,
+                                      retry=Retry(NoBackoff(), 0))
     except ValueError:
         raise ConfigError(f"bad redis URL {shown}") from None
     try:

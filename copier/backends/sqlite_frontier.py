@@ -73,6 +73,8 @@ class SqliteFrontier:
                     claim: int) -> tuple[list[bool], list[DirLease]]:
         if len({lease.token for lease, _ in commits}) != len(commits):
             raise ValueError("commit_many takes each lease once")
+        if len(commits) > 1000 or claim > 1000:
+            raise ValueError("commit_many takes at most 1000 commits and claims")
         with self.db.write() as conn:
             flags = [self._commit(conn, lease, page) for lease, page in commits]
             leases: list[DirLease] = []

@@ -393,6 +393,26 @@ def test_commit_many_claims_what_successive_claims_would_take(backend, unique, o
     assert len({lease.token for lease in claimed}) == 2
 
 
+@pytest.mark.parametrize("order", [Order.DFS, Order.BFS])
+def test_commit_many_leaves_the_frontier_as_commits_in_turn_would(backend, unique, order):
+    children = {"a": ["a/1", "a/2"], "b": ["b/1"], "c": ["c/1", "c/2", "c/3"]}
+    drained = []
+    for name, together in (("t", True), ("s", False)):
+        frontier = backend.frontier(unique + name, order)
+        frontier.seed_root()
+        assert frontier.commit(frontier.claim("s1", LEASE_S), page(["a", "b", "c"], []))
+        held = [frontier.claim("s1", LEASE_S) for _ in range(3)]
+        commits = [(lease, page(children[lease.node.path], [item(lease.node.path + "/f")])) for lease in held]
+        if together:
+            assert frontier.commit_many(commits, "s1", LEASE_S, 0) == ([True] * 3, [])
+        else:
+            assert all(frontier.commit(lease, pg) for lease, pg in commits)
+        drained.append([lease.node.path for lease in iter(lambda: frontier.claim("s1", LEASE_S), None)])
+    expected = (["c/1", "c/2", "c/3", "b/1", "a/1", "a/2"] if order is Order.DFS
+                else ["a/1", "a/2", "b/1", "c/1", "c/2", "c/3"])
+    assert drained == [expected, expected]
+
+
 def test_commit_many_with_a_lost_lease_commits_the_others_and_claims_nothing(backend, unique):
     frontier, state = backend.frontier(unique, Order.BFS), backend.state(unique)
     frontier.seed_root()
