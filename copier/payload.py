@@ -7,6 +7,7 @@ import os
 import stat as stat_mod
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 
 from copier.errors import SourceChanged, SourceError
 
@@ -15,8 +16,18 @@ SMALL_LIMIT = 4 * 1024 * 1024
 HASH_CHUNK = 1024 * 1024
 # Large files hashed ahead of sending at once, per process. Unbounded, sixteen threads that
 # each take a 64 MiB file all hash together and all start sending together, a second or more
-# later, while the network idles; gated, the first is sent while the next is hashed.
+# later, while the network idles; gated, the first is sent while the next is hashed. A source
+# on a network mount is not gated (see ``gate_for_source``): there reading, not hashing, is
+# the wait, and reads in flight together are what hides it.
 HASH_AHEAD_GATE = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
+
+
+def gate_for_source(source_root: str) -> AbstractContextManager | None:
+    """The hash-ahead gate for files under ``source_root``: None (the per-process gate) for a
+    local disk; for a network mount (NFS, SMB, FUSE) one that never makes a copy wait."""
+    from targets.local import on_network_fs
+
+    return nullcontext() if on_network_fs(source_root) else None
 
 
 class BytesPayload:
@@ -46,8 +57,10 @@ class FilePayload:
     ``SourceChanged`` — before the first byte for small files, after the last chunk for
     large ones, so the target never commits a torn copy."""
 
-    def __init__(self, path: str, size: int, mtime_ns: int, mode: int) -> None:
+    def __init__(self, path: str, size: int, mtime_ns: int, mode: int,
+                 hash_gate: AbstractContextManager | None = None) -> None:
         self.path = path
+        self._hash_gate = hash_gate
         self.size = size
         self.mtime_ns = mtime_ns
         self.mode = mode
@@ -135,7 +148,7 @@ class FilePayload:
 
     def md5_ahead(self) -> bytes:
         if self._md5 is None:
-            with HASH_AHEAD_GATE:
+            with self._hash_gate if self._hash_gate is not None else HASH_AHEAD_GATE:
                 for _ in self.chunks(HASH_CHUNK):
                     pass
         return self.md5()

@@ -17,7 +17,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from copier.errors import PermanentError, TransientError
 from copier.models import WorkItem
-from copier.payload import FilePayload
+from copier.payload import FilePayload, gate_for_source
 from copier.protocols import Sweeper, Target, TargetStat
 
 
@@ -46,6 +46,7 @@ class Transfer:
     def __init__(self, source_root: str, target: Target, attempts: int = 5, max_wait_s: float = 30.0) -> None:
         self.source_root = source_root
         self.target = target
+        self._hash_gate = gate_for_source(source_root)
         self._retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(max(1, attempts - 1)),  # after the first, untimed attempt
@@ -72,6 +73,7 @@ class Transfer:
             self.target.sweep(item.path)  # an interrupted earlier attempt may have left a temp file
         if check_target and matches(self.target.stat(item.path), item, self.target.mtime_tolerance_ns):
             return Outcome(item, Status.COPIED if match_is_ours else Status.SKIPPED)
-        payload = FilePayload(os.path.join(self.source_root, item.path), item.size, item.mtime_ns, item.mode)
+        payload = FilePayload(os.path.join(self.source_root, item.path), item.size, item.mtime_ns, item.mode,
+                              self._hash_gate)
         self.target.put(item.path, payload)
         return Outcome(item, Status.COPIED)
