@@ -85,7 +85,7 @@ def _run_children(commands: list[list[str]], stop: threading.Event, target_url: 
     children = [subprocess.Popen([sys.executable, "-m", "copier.cli", *args], env=env) for args in commands]
     try:
         while any(c.poll() is None for c in children):
-            if stop.wait(0.2):
+            if stop.wait(0.05):  # a short poll: the job ends when the last child does
                 for c in children:
                     if c.poll() is None:
                         c.send_signal(signal.SIGTERM)
