@@ -273,10 +273,10 @@ def copy(
     target: str = typer.Argument(..., help="target URL or path"),
     job: Optional[str] = typer.Option(None, "--job", "-j", help="job name (default: derived from SOURCE and TARGET)"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", show_default=False,
-                                          help="copies in flight in each worker process [default: 16; 4 between local disks]"),
+                                          help="copies in flight in each worker process; default 16, 4 between local disks"),
     processes: Optional[int] = typer.Option(None, "--processes", "-p", show_default=False,
-                                            help="worker processes (0: the worker runs in this process) "
-                                                 "[default: one per core between local disks, else 0]"),
+                                            help="worker processes (0: the worker runs in this process); default: one per "
+                                                 "usable core (at most 8) between local disks, else 0"),
     order: Order = typer.Option(Order.DFS, "--order"),
     dry_run: bool = typer.Option(False, "--dry-run", help="walk and report what would be copied; write nothing"),
     state: Optional[str] = typer.Option(None, "--state", help="SQLite state file (default: per-user state dir)"),
