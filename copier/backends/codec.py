@@ -13,11 +13,11 @@ they are stored as UTF-8 with ``surrogateescape``, so every name survives the ro
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from copier.errors import JobMismatch
-from copier.models import Batch, DirNode, Failure, JobSpec, WorkItem
+from copier.models import Batch, DirLease, DirNode, Failure, JobSpec, ListingPage, WorkItem
 
 SEP = b"\0"
 
@@ -65,6 +65,19 @@ def child_path(parent: str, name: str) -> str:
     if not parent or "/" in name:
         return name
     return f"{parent}/{name}"
+
+
+# Commits and claims in one ``Frontier.commit_many`` call (Lua's ``unpack`` holds about 8,000
+# values; a claim takes two).
+COMMIT_MANY_MAX = 1000
+
+
+def check_commit_many(commits: Sequence[tuple[DirLease, ListingPage]], claim: int) -> None:
+    """The arguments of ``Frontier.commit_many`` both backends refuse (ValueError)."""
+    if len({lease.token for lease, _ in commits}) != len(commits):
+        raise ValueError("commit_many takes each lease once")
+    if len(commits) > COMMIT_MANY_MAX or claim > COMMIT_MANY_MAX:
+        raise ValueError(f"commit_many takes at most {COMMIT_MANY_MAX} commits and claims")
 
 
 def encode_failure(failure: Failure) -> bytes:

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 
 import redis
 
-from copier.backends.codec import child_path, decode_node, encode_item, encode_node, failure_args
+from copier.backends.codec import (
+    check_commit_many, child_path, decode_node, encode_item, encode_node, failure_args,
+)
 from copier.backends.redis_state import LUA_COMMON, Keys, check_client, translated
 from copier.models import DirLease, DirNode, ListingPage, Order
 
@@ -182,7 +184,6 @@ return result
 """
 
 _LEASE_MS_MIN = 1
-COMMIT_MANY_MAX = 1000
 
 
 class RedisFrontier:
@@ -229,7 +230,7 @@ class RedisFrontier:
 
     def _commit_many(self, commits: Sequence[tuple[DirLease, ListingPage]], owner: str, lease_s: float,
                      claim: int) -> tuple[list[bool], list[DirLease]]:
-        _check_distinct(commits, claim)
+        check_commit_many(commits, claim)
         k = self.keys
         dfs = self.order is Order.DFS
         base = uuid.uuid4().hex
@@ -271,13 +272,6 @@ class RedisFrontier:
         pipe.hlen(self.keys.leases)
         seeded, waiting, leased = pipe.execute()
         return bool(seeded) and waiting == 0 and leased == 0
-
-
-def _check_distinct(commits: Sequence[tuple[DirLease, ListingPage]], claim: int) -> None:
-    if len({lease.token for lease, _ in commits}) != len(commits):
-        raise ValueError("commit_many takes each lease once")
-    if len(commits) > COMMIT_MANY_MAX or claim > COMMIT_MANY_MAX:
-        raise ValueError(f"commit_many takes at most {COMMIT_MANY_MAX} commits and claims")  # Lua unpack bound
 
 
 def _check_owner(owner: str) -> None:

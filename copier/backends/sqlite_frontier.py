@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from copier.backends.codec import child_path, encode_item, failure_args, path_bytes, path_str
+from copier.backends.codec import check_commit_many, child_path, encode_item, failure_args, path_bytes, path_str
 from copier.backends.sqlite_db import SqliteDb, bump, record_failures
 from copier.models import DirLease, DirNode, ListingPage, Order
 
@@ -71,10 +71,7 @@ class SqliteFrontier:
 
     def commit_many(self, commits: Sequence[tuple[DirLease, ListingPage]], owner: str, lease_s: float,
                     claim: int) -> tuple[list[bool], list[DirLease]]:
-        if len({lease.token for lease, _ in commits}) != len(commits):
-            raise ValueError("commit_many takes each lease once")
-        if len(commits) > 1000 or claim > 1000:
-            raise ValueError("commit_many takes at most 1000 commits and claims")
+        check_commit_many(commits, claim)
         with self.db.write() as conn:
             flags = [self._commit(conn, lease, page) for lease, page in commits]
             leases: list[DirLease] = []
