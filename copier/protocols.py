@@ -266,6 +266,11 @@ class Target(Protocol):
         """Create a directory and its missing parents. No error if it exists. No-op on
         targets without directories."""
 
+    def flush(self) -> None:
+        """Make every ``put`` that has returned durable; called before a batch is acknowledged.
+        Raises a TransientError if that cannot be ensured. A no-op where a put is durable
+        once the service has answered (Blob, Files)."""
+
     def close(self) -> None:
         ...
 

@@ -204,6 +204,9 @@ class AzureBlobTarget:
             self._pool = ThreadPoolExecutor(self.block_parallel * 2, thread_name_prefix="blob-blocks")
         return self._pool
 
+    def flush(self) -> None:
+        pass  # a put is durable once the service has answered it
+
     def make_dir(self, path: str) -> None:
         pass
 

@@ -169,6 +169,9 @@ class AzureFilesTarget:
         except Exception:  # noqa: BLE001 - best effort; a stray temp name is harmless
             pass
 
+    def flush(self) -> None:
+        pass  # a put is durable once the service has answered it
+
     def make_dir(self, path: str) -> None:
         full = self._full(path) if path else self.location.prefix
         if full:

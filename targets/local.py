@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import stat as stat_mod
+import threading
 from collections.abc import Iterator
 
 from copier.errors import BackendUnavailable, CopierError, NameNotAllowed, PermanentError, TransientError
@@ -40,7 +42,8 @@ def usable_cores() -> int:
 
 
 class LocalTarget:
-    """Files are written aside under a hidden temporary name, fsynced, and renamed into place."""
+    """Files are written aside under a hidden temporary name and renamed into place; ``flush``
+    makes them durable, one ``syncfs`` for a whole batch rather than an fsync per file."""
 
     has_directories = True
 
@@ -49,6 +52,12 @@ class LocalTarget:
         self.url = self.root
         self.mtime_tolerance_ns = 0
         self._name_max = _pathconf(self.root, "PC_NAME_MAX", 255)
+        # Group commit: puts count up ``_written``; a flush syncs once for every put counted
+        # before it started, and a flush that finds its puts already synced by another returns.
+        self._sync_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._written = 0
+        self._synced = 0
 
     def __repr__(self) -> str:
         return f"LocalTarget({self.url!r})"
@@ -121,12 +130,13 @@ class LocalTarget:
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view):]
-                os.fsync(fd)
                 os.fchmod(fd, payload.mode & 0o7777)
                 os.utime(fd, ns=(payload.mtime_ns, payload.mtime_ns))
             finally:
                 os.close(fd)
             os.replace(tmp, final)
+            with self._count_lock:
+                self._written += 1
         except BaseException as exc:
             try:
                 os.unlink(tmp)
@@ -135,6 +145,25 @@ class LocalTarget:
             if isinstance(exc, OSError):
                 raise _translate(exc, f"put {path}") from None
             raise
+
+    def flush(self) -> None:
+        """Make every put that has returned durable: data, names and folders. One syncfs of
+        the target's file system covers all of them (on ext4 an fsync per file cost the
+        writes of the whole journal each time); concurrent callers share one sync."""
+        with self._count_lock:
+            wanted = self._written
+        if self._synced >= wanted:
+            return
+        with self._sync_lock:
+            if self._synced >= wanted:  # another flush synced these while we waited
+                return
+            with self._count_lock:
+                upto = self._written
+            try:
+                _syncfs(self.root)
+            except OSError as exc:
+                raise TransientError(f"sync {self.url}: {exc.strerror or exc}") from None
+            self._synced = upto
 
     def _create(self, tmp: str, folder: str, path: str) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -233,6 +262,27 @@ def on_network_fs(path: str, mounts: str = "/proc/self/mounts") -> bool:
     except OSError:
         return False
     return fstype in _NETWORK_FS or fstype.startswith("fuse.")
+
+
+def _syncfs(path: str) -> None:
+    """syncfs(2) on the file system holding ``path``; sync(2) where libc has no syncfs."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        call = getattr(_LIBC, "syncfs", None) if _LIBC is not None else None
+        if call is None:
+            os.sync()
+            return
+        if call(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    finally:
+        os.close(fd)
+
+
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # no C library to load: sync(2) through the os module instead
+    _LIBC = None
 
 
 def _pathconf(path: str, name: str, default: int) -> int:

@@ -108,3 +108,80 @@ def test_copies_in_flight_come_from_the_flag_then_the_environment_then_the_targe
     assert cli._tuning(target, str(tmp_path), None).worker_concurrency == 5
     assert cli._tuning(target, str(tmp_path), 7).worker_concurrency == 7
     assert cli._tuning(object(), str(tmp_path), None).worker_concurrency == 5
+
+
+def test_puts_are_made_durable_by_one_sync_per_flush_not_one_per_file(tmp_path, monkeypatch) -> None:
+    import targets.local as local
+
+    syncs: list[str] = []
+    monkeypatch.setattr(local, "_syncfs", lambda path: syncs.append(path))
+    monkeypatch.setattr(local.os, "fsync", lambda fd: pytest.fail("a put must not fsync each file"))
+    target = LocalTarget(str(tmp_path))
+    target.flush()
+    assert syncs == []  # nothing written yet: nothing to sync
+    for i in range(5):
+        target.put(f"d/f{i}", BytesPayload(b"x", 1_000_000_000))
+    target.flush()
+    target.flush()
+    assert syncs == [str(tmp_path)]
+    target.put("d/later", BytesPayload(b"y", 1_000_000_000))
+    target.flush()
+    assert syncs == [str(tmp_path)] * 2
+
+
+def test_concurrent_flushes_share_one_sync(tmp_path, monkeypatch) -> None:
+    import threading
+
+    import targets.local as local
+
+    entered, release = threading.Event(), threading.Event()
+    syncs: list[str] = []
+
+    def slow_sync(path: str) -> None:
+        syncs.append(path)
+        entered.set()
+        assert release.wait(10)
+
+    monkeypatch.setattr(local, "_syncfs", slow_sync)
+    target = LocalTarget(str(tmp_path))
+    target.put("f", BytesPayload(b"x", 1_000_000_000))
+    first = threading.Thread(target=target.flush)
+    first.start()
+    assert entered.wait(10)
+    second = threading.Thread(target=target.flush)  # its put is covered by the sync under way
+    second.start()
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert not first.is_alive() and not second.is_alive()
+    assert syncs == [str(tmp_path)]
+
+
+def test_a_failed_sync_is_transient_and_is_tried_again(tmp_path, monkeypatch) -> None:
+    import errno
+
+    import targets.local as local
+    from copier.errors import TransientError
+
+    calls: list[int] = []
+
+    def failing_once(path: str) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(local, "_syncfs", failing_once)
+    target = LocalTarget(str(tmp_path))
+    target.put("f", BytesPayload(b"x", 1_000_000_000))
+    with pytest.raises(TransientError, match="I/O error"):
+        target.flush()
+    target.flush()
+    assert len(calls) == 2
+
+
+def test_syncfs_runs_on_this_file_system(tmp_path) -> None:
+    from targets.local import _syncfs
+
+    _syncfs(str(tmp_path))  # the real call: raises if libc's syncfs refused the folder
+    with pytest.raises(OSError):
+        _syncfs(str(tmp_path / "missing"))

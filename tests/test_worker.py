@@ -194,3 +194,31 @@ def test_a_worker_draining_a_dead_slot_stops_once_another_worker_claims_it(tmp_p
     assert worker._take_over_one() is True
     assert queue.depth() == 1
     assert [s.holder for s in job.state.slots()] == ["newcomer"]
+
+
+def test_copies_are_flushed_before_their_batch_is_counted(tmp_path):
+    job = Job(tmp_path)
+    items = [_file(job, f"f{i}", b"data %d" % i) for i in range(3)]
+    job.walk(items)
+    job.deal()
+    worker = job.worker()
+    events: list[str] = []
+    target, state = worker.transfer.target, worker.state
+    real_put, real_flush, real_complete = target.put, target.flush, state.complete_batch
+
+    def put(path, payload):
+        real_put(path, payload)
+        events.append("put")
+
+    def flush():
+        real_flush()
+        events.append("flush")
+
+    def complete_batch(outcome):
+        events.append("complete")
+        return real_complete(outcome)
+
+    target.put, target.flush, state.complete_batch = put, flush, complete_batch
+    _run(worker)
+    assert events == ["put", "put", "put", "flush", "complete"]
+    assert job.state.counters().files_done == 3

@@ -186,6 +186,8 @@ class Worker:
         for o in failed:
             self.log.warning("item_failed", path=o.item.path, reason=o.reason)
         try:
+            if done:  # what is counted copied must be durable first (one sync per batch)
+                self.transfer.target.flush()
             first = self.state.complete_batch(outcome)
             with hand.lock:
                 hand.closed = True
