@@ -297,17 +297,24 @@ def copy(
         name = job or _default_job(src, tgt.url)
         stop = _setup(name, "copy", log_level)
         state_path = None if redis_url else (state or default_state_path(name))
-        backends = _backends(name, redis_url, state_path, queues, queue_conn)
         tuning = _tuning(tgt, src, workers)
-        children = None
         procs = processes if processes is not None else _suggested_processes(tgt, src)
-        if procs > 0:
+        children = None
+        if procs > 0:  # forked before the state is opened: see WorkerProcesses
+            from copier.embedded import WorkerProcesses
+
             where = ["--redis", redis_url] if redis_url else ["--state", str(state_path)]
             where += ["--queues", queues] if queues else []
-            children = [["work", "--job", name, *where, "--concurrency", str(tuning.worker_concurrency), "--log-level", log_level,
-                         "--wait-s", "60"] for _ in range(procs)]
-        return onebox.copy(JobSpec(name, src, tgt.url, order), backends, tgt, tuning, stop, quiet=quiet,
-                           rescan=rescan, worker_processes=children, target_url=target)
+            children = WorkerProcesses([["work", "--job", name, *where, "--concurrency", str(tuning.worker_concurrency),
+                                         "--log-level", log_level, "--wait-s", "60"] for _ in range(procs)],
+                                       target_url=target)
+        try:
+            backends = _backends(name, redis_url, state_path, queues, queue_conn)
+            return onebox.copy(JobSpec(name, src, tgt.url, order), backends, tgt, tuning, stop, quiet=quiet,
+                               rescan=rescan, worker_processes=children)
+        finally:
+            if children is not None:
+                children.cancel()
 
     _guard(body)
 

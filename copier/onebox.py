@@ -13,7 +13,7 @@ import typer
 
 from copier import log
 from copier.config import Tuning
-from copier.embedded import RunResult, run_job
+from copier.embedded import RunResult, WorkerProcesses, run_job
 from copier.errors import ConfigError
 from copier.models import Counters, JobSpec, Order, Phase
 from copier.phase import job_phase
@@ -23,8 +23,7 @@ from copier.status import _size
 
 
 def copy(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, stop: threading.Event,
-         *, quiet: bool, rescan: bool, worker_processes: list[list[str]] | None = None,
-         target_url: str | None = None) -> int:
+         *, quiet: bool, rescan: bool, worker_processes: WorkerProcesses | None = None) -> int:
     existing = backends.state.spec()
     if existing is not None and rescan:
         _sqlite_only(backends, "--rescan")
@@ -51,7 +50,7 @@ def copy(spec: JobSpec, backends: Backends, target: Target, tuning: Tuning, stop
     progress = _Progress(quiet)
     try:
         result = run_job(spec, backends, target, tuning, stop, on_tick=progress.tick,
-                         worker_processes=worker_processes, target_url=target_url)
+                         worker_processes=worker_processes)
     finally:
         progress.close()
     return _summary(spec, backends, result)
