@@ -15,7 +15,7 @@ from typing import Any, Optional
 import typer
 
 from copier import log
-from copier.config import Tuning, default_state_path
+from copier.config import EMBEDDED_IDLE_POLL_S, Tuning, default_state_path
 from copier.errors import ConfigError, CopierError, FatalError, JobMismatch
 from copier.models import JobSpec, Order, Phase
 from copier.phase import job_phase
@@ -70,13 +70,15 @@ def _open_target(url: str):
     return target
 
 
-def _tuning(target, source: str, concurrency: int | None) -> Tuning:
+def _tuning(target, source: str, concurrency: int | None, embedded: bool = False) -> Tuning:
     """Settings from the environment; copies in flight from the flag, else COPIER_WORKER_CONCURRENCY,
-    else what the target suggests for this source (few for local disks), else the default."""
+    else what the target suggests for this source (few for local disks), else the default.
+    On the embedded state an idle poll is a local query, not a request: poll more often."""
     if concurrency is None and "COPIER_WORKER_CONCURRENCY" not in os.environ:
         suggest = getattr(target, "suggested_concurrency", None)
         concurrency = suggest(source) if suggest is not None else None
-    return Tuning.from_env(worker_concurrency=concurrency)
+    poll = EMBEDDED_IDLE_POLL_S if embedded and "COPIER_IDLE_POLL_S" not in os.environ else None
+    return Tuning.from_env(worker_concurrency=concurrency, idle_poll_s=poll)
 
 
 def _suggested_processes(target, source: str) -> int:
@@ -297,7 +299,7 @@ def copy(
         name = job or _default_job(src, tgt.url)
         stop = _setup(name, "copy", log_level)
         state_path = None if redis_url else (state or default_state_path(name))
-        tuning = _tuning(tgt, src, workers)
+        tuning = _tuning(tgt, src, workers, embedded=redis_url is None)
         procs = processes if processes is not None else _suggested_processes(tgt, src)
         children = None
         if procs > 0:  # forked before the state is opened: see WorkerProcesses
@@ -307,7 +309,7 @@ def copy(
             where += ["--queues", queues] if queues else []
             children = WorkerProcesses([["work", "--job", name, *where, "--concurrency", str(tuning.worker_concurrency),
                                          "--log-level", log_level, "--wait-s", "60"] for _ in range(procs)],
-                                       target_url=target)
+                                       target_url=target, env={"COPIER_IDLE_POLL_S": str(tuning.idle_poll_s)})
         try:
             backends = _backends(name, redis_url, state_path, queues, queue_conn)
             return onebox.copy(JobSpec(name, src, tgt.url, order), backends, tgt, tuning, stop, quiet=quiet,

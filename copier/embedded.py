@@ -87,8 +87,8 @@ class WorkerProcesses:
     closes the pipe) makes them exit without touching the job. The target URL reaches them in
     the environment, never on a command line that ``ps`` shows."""
 
-    def __init__(self, commands: list[list[str]], target_url: str | None) -> None:
-        env = {PARENT_PID_ENV: str(os.getpid())}
+    def __init__(self, commands: list[list[str]], target_url: str | None, env: dict[str, str] | None = None) -> None:
+        env = {**(env or {}), PARENT_PID_ENV: str(os.getpid())}
         if target_url:
             env["COPIER_TARGET"] = target_url
         self._go_r, self._go_w = os.pipe()

@@ -67,8 +67,7 @@ class FilePayload:
         self.data: bytes | None = None
         self._md5: bytes | None = None
         if size <= SMALL_LIMIT:
-            self.data = self._read_small()
-            self._md5 = hashlib.md5(self.data).digest()
+            self.data = self._read_small()  # its MD5 only when asked: a local target never is
 
     def _open(self) -> int:
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOATIME", 0)
@@ -142,6 +141,8 @@ class FilePayload:
             os.close(fd)
 
     def md5(self) -> bytes:
+        if self._md5 is None and self.data is not None:
+            self._md5 = hashlib.md5(self.data).digest()
         if self._md5 is None:
             raise RuntimeError("md5 of a large payload is known only after chunks() is exhausted")
         return self._md5

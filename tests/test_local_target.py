@@ -110,6 +110,19 @@ def test_copies_in_flight_come_from_the_flag_then_the_environment_then_the_targe
     assert cli._tuning(object(), str(tmp_path), None).worker_concurrency == 5
 
 
+def test_the_embedded_state_polls_sooner_unless_the_environment_says_otherwise(tmp_path, monkeypatch) -> None:
+    from copier import cli
+    from copier.config import EMBEDDED_IDLE_POLL_S, Tuning
+
+    target = LocalTarget(str(tmp_path / "t"))
+    monkeypatch.delenv("COPIER_IDLE_POLL_S", raising=False)
+    assert EMBEDDED_IDLE_POLL_S < Tuning().idle_poll_s
+    assert cli._tuning(target, str(tmp_path), None, embedded=True).idle_poll_s == EMBEDDED_IDLE_POLL_S
+    assert cli._tuning(target, str(tmp_path), None).idle_poll_s == Tuning().idle_poll_s  # Redis, Azure queues
+    monkeypatch.setenv("COPIER_IDLE_POLL_S", "0.3")
+    assert cli._tuning(target, str(tmp_path), None, embedded=True).idle_poll_s == 0.3
+
+
 def test_puts_are_made_durable_by_one_sync_per_flush_not_one_per_file(tmp_path, monkeypatch) -> None:
     import targets.local as local
 
