@@ -48,9 +48,8 @@ KEEP_LOGS = os.environ.get("BENCH_KEEP_LOGS", "")
 COPIER_LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "warning")
 
 # file counts per tree: (full, quick)
-TREE_SIZES = {"small": (20_000, 2_000), "small5k": (5_000, 1_000), "flat": (200_000, 20_000),
-              "big": (20, 2)}
-PROFILE_OF = {"small": "small", "small5k": "small", "flat": "flat", "big": "big"}
+TREE_SIZES = {"small": (20_000, 2_000), "flat": (200_000, 20_000), "big": (20, 2)}
+PROFILE_OF = {"small": "small", "flat": "flat", "big": "big"}
 SCENARIOS = ("local", "walk", "direct", "wan", "null", "big")
 
 
@@ -672,8 +671,7 @@ class Bench:
         ], via_delay=WAN_DELAY_MS, rclone_ref="rclone --transfers 16", ceiling_ref="ceiling c=128")
 
     def scenario_null(self) -> None:
-        self._blob_scenario("null", "small5k", [
-            ("rclone --transfers 16", self.rclone_cmd(16), False),
+        self._blob_scenario("null", "small", [
             ("rclone --transfers 64", self.rclone_cmd(64), False),
             ("rclone --transfers 256", self.rclone_cmd(256), False),
             ("ceiling c=128", self.ceiling_cmd(128), False),
