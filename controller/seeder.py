@@ -86,6 +86,7 @@ class Seeder:
                         if self.frontier.requeue_expired():
                             continue
                         if self.frontier.exhausted():
+                            self.target.flush()  # the empty folders this seeder made
                             self.log.info("walk_finished", pages=self.pages)
                             return
                         self.stop.wait(self.tuning.idle_poll_s)

@@ -95,12 +95,15 @@ class WorkerProcesses:
         ctx = multiprocessing.get_context("fork")
         self.procs = [ctx.Process(target=_held_child, args=(args, env, self._go_r, self._go_w),
                                   name=f"copier-work-{i}", daemon=False) for i, args in enumerate(commands)]
+        self._released = False
         try:
             for proc in self.procs:
                 proc.start()
+        except BaseException:  # a fork refused halfway: the ones started must not wait forever
+            self.cancel()
+            raise
         finally:
             os.close(self._go_r)
-        self._released = False
 
     def release(self) -> None:
         """Let every child run its ``copier work``."""
@@ -119,10 +122,14 @@ class WorkerProcesses:
                 if proc.is_alive():
                     proc.terminate()
         for proc in self.procs:
-            proc.join()
+            if proc.pid is not None:  # started
+                proc.join()
 
     def run(self, stop: threading.Event, errors: list[str]) -> None:
         """Release the children and wait for them; pass a stop on as SIGTERM."""
+        if stop.is_set():
+            self.cancel()
+            return
         self.release()
         try:
             while any(p.exitcode is None for p in self.procs):

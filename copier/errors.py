@@ -9,7 +9,7 @@
     └── FatalError            stop the process with one clear line
         ├── ConfigError           bad flags, missing settings, bad URL
         ├── JobMismatch           --job exists with another source or target
-        ├── BackendUnavailable    Redis / queue service / target unreachable at start
+        ├── BackendUnavailable    Redis / queue service / target unreachable, full or failing
         └── AuthenticationFailed  credentials refused
 
 SDK exceptions (``redis.*``, ``azure.core.*``) are translated into these where the SDK
@@ -62,7 +62,8 @@ class JobMismatch(FatalError):
 
 
 class BackendUnavailable(FatalError):
-    """A coordination backend or the target could not be reached."""
+    """A coordination backend or the target could not be reached, or the target is full or
+    reports write errors."""
 
 
 class AuthenticationFailed(FatalError):

@@ -143,6 +143,9 @@ class _NullTarget:
     def make_dir(self, path: str) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
 
 def dry_run(source: str, target_url: str, order: Order, quiet: bool) -> int:
     """Walk SOURCE with the real seeder into a throwaway state and report what it found."""

@@ -43,7 +43,10 @@ def usable_cores() -> int:
 
 class LocalTarget:
     """Files are written aside under a hidden temporary name and renamed into place; ``flush``
-    makes them durable, one ``syncfs`` for a whole batch rather than an fsync per file."""
+    makes them durable, one ``syncfs`` for a whole batch rather than an fsync per file. On a
+    network or FUSE mount, whose syncfs need not reach the server, each file is fsynced as it
+    is written instead. (A folder under the root that is another mount is not covered by the
+    root's syncfs.)"""
 
     has_directories = True
 
@@ -52,12 +55,22 @@ class LocalTarget:
         self.url = self.root
         self.mtime_tolerance_ns = 0
         self._name_max = _pathconf(self.root, "PC_NAME_MAX", 255)
-        # Group commit: puts count up ``_written``; a flush syncs once for every put counted
-        # before it started, and a flush that finds its puts already synced by another returns.
+        self._fsync_each = on_network_fs(self.root)
+        # Group commit: puts count up ``_written`` and list their paths in ``_unsynced``; a
+        # flush syncs once for every put counted before it started, and one that finds its
+        # puts synced by another returns. A sync that fails removes every file written since
+        # the last good one and fails every later flush of this target (``_failed``): no batch
+        # whose file may be lost is acknowledged; all come back and are written again.
         self._sync_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._written = 0
         self._synced = 0
+        self._failed: str | None = None
+        self._unsynced: list[str] = []
+        # One descriptor for the target's life: Linux reports a write-back error to syncfs
+        # once per open file, so a descriptor opened for each sync could miss one already
+        # reported to another.
+        self._root_fd: int | None = None
 
     def __repr__(self) -> str:
         return f"LocalTarget({self.url!r})"
@@ -85,6 +98,7 @@ class LocalTarget:
                 os.unlink(probe)
         except OSError as exc:
             raise BackendUnavailable(f"cannot write to {self.url}: {exc.strerror or exc}") from None
+        self._open_root()
         # Coarse file systems (FAT: 2 s, some network mounts: 1 s or 1 µs) round mtimes.
         off = abs(got - 1_000_000_123)
         self.mtime_tolerance_ns = next((t for t in (0, 1_000, 1_000_000_000, 2_000_000_000) if off <= t), off)
@@ -130,13 +144,14 @@ class LocalTarget:
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view):]
+                if self._fsync_each:
+                    os.fsync(fd)
                 os.fchmod(fd, payload.mode & 0o7777)
                 os.utime(fd, ns=(payload.mtime_ns, payload.mtime_ns))
             finally:
                 os.close(fd)
             os.replace(tmp, final)
-            with self._count_lock:
-                self._written += 1
+            self._note(final)
         except BaseException as exc:
             try:
                 os.unlink(tmp)
@@ -147,25 +162,48 @@ class LocalTarget:
             raise
 
     def flush(self) -> None:
-        """Make every put that has returned durable: data, names and folders. One syncfs of
-        the target's file system covers all of them, where an fsync per file waited for a
-        journal commit each (on this project's VM, 20,000 small files to ext4: 17-18 s with
-        an fsync per file, 10-12 s with a syncfs per batch, in a slow spell of its disk);
-        concurrent callers share one sync."""
+        """Make every put that has returned durable, with its name (and the folders made).
+        One syncfs of the target's file system covers all of them, where an fsync per file
+        waited for a journal commit each (on this project's VM, 20,000 small files to ext4:
+        17-18 s with an fsync per file, 10-12 s with a syncfs per batch, in a slow spell of
+        its disk); concurrent callers share one sync."""
         with self._count_lock:
             wanted = self._written
-        if self._synced >= wanted:
+        if self._synced >= wanted and self._failed is None:
             return
         with self._sync_lock:
+            if self._failed is not None:
+                raise BackendUnavailable(self._failed)
             if self._synced >= wanted:  # another flush synced these while we waited
                 return
             with self._count_lock:
-                upto = self._written
+                upto, paths, self._unsynced = self._written, self._unsynced, []
             try:
-                _syncfs(self.root)
+                if not self._fsync_each:
+                    _syncfs_fd(self._open_root())
             except OSError as exc:
-                raise TransientError(f"sync {self.url}: {exc.strerror or exc}") from None
+                for path in paths:
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
+                self._failed = (f"the file system of {self.url} reported a write error ({exc.strerror or exc}); "
+                                f"the {len(paths)} files written since the last good sync were removed and "
+                                f"will be copied again")
+                raise BackendUnavailable(self._failed) from None
             self._synced = upto
+
+    def _note(self, full: str | None) -> None:
+        """Count a change the next flush must make durable (``full``: a file to remove if it cannot)."""
+        with self._count_lock:
+            self._written += 1
+            if full is not None:
+                self._unsynced.append(full)
+
+    def _open_root(self) -> int:
+        if self._root_fd is None:
+            self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self._root_fd
 
     def _create(self, tmp: str, folder: str, path: str) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -191,6 +229,7 @@ class LocalTarget:
     def make_dir(self, path: str) -> None:
         if path:
             self._makedirs(self._full(path), path)
+            self._note(None)
 
     def list_files(self, dir_path: str) -> Iterator[TargetStat]:
         folder = self._full(dir_path) if dir_path else self.root
@@ -222,6 +261,10 @@ class LocalTarget:
             raise _translate(exc, "list the target root") from None
 
     def sweep(self, path: str) -> int:
+        """Remove what an interrupted attempt at ``path`` left aside. That attempt may also have
+        put the file itself without a sync (the process was killed before its flush): count it,
+        so the flush that acknowledges it as copied syncs it first."""
+        self._note(self._full(path))
         folder, name = os.path.split(self._full(path))
         prefix = names.temp_prefix(name)
         removed = 0
@@ -243,7 +286,9 @@ class LocalTarget:
         return removed
 
     def close(self) -> None:
-        pass
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
 
 
 def on_network_fs(path: str, mounts: str = "/proc/self/mounts") -> bool:
@@ -266,19 +311,15 @@ def on_network_fs(path: str, mounts: str = "/proc/self/mounts") -> bool:
     return fstype in _NETWORK_FS or fstype.startswith("fuse.")
 
 
-def _syncfs(path: str) -> None:
-    """syncfs(2) on the file system holding ``path``; sync(2) where libc has no syncfs."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        call = getattr(_LIBC, "syncfs", None) if _LIBC is not None else None
-        if call is None:
-            os.sync()
-            return
-        if call(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
+def _syncfs_fd(fd: int) -> None:
+    """syncfs(2) on the file system holding the open ``fd``; sync(2) where libc has no syncfs."""
+    call = getattr(_LIBC, "syncfs", None) if _LIBC is not None else None
+    if call is None:
+        os.sync()
+        return
+    if call(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 try:

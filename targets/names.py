@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import re
 import secrets
 
@@ -46,6 +47,16 @@ def temp_prefix(name: str) -> str:
 
 _PROCESS_TAG = secrets.token_hex(3)  # unique per process; a counter makes each name unique in it
 _counter = itertools.count()
+
+
+def _new_process_tag() -> None:
+    """A forked child (``copier copy``'s workers) draws its own tag, not its parent's."""
+    global _PROCESS_TAG, _counter
+    _PROCESS_TAG = secrets.token_hex(3)
+    _counter = itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_process_tag)
 
 
 def temp_name(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -123,78 +124,158 @@ def test_the_embedded_state_polls_sooner_unless_the_environment_says_otherwise(t
     assert cli._tuning(target, str(tmp_path), None, embedded=True).idle_poll_s == 0.3
 
 
-def test_puts_are_made_durable_by_one_sync_per_flush_not_one_per_file(tmp_path, monkeypatch) -> None:
+def _counting_syncs(monkeypatch, tmp_path):
+    """A target whose syncfs calls are recorded (and may be slowed or failed by the test)."""
     import targets.local as local
 
-    syncs: list[str] = []
-    monkeypatch.setattr(local, "_syncfs", lambda path: syncs.append(path))
-    monkeypatch.setattr(local.os, "fsync", lambda fd: pytest.fail("a put must not fsync each file"))
     target = LocalTarget(str(tmp_path))
+    target.check()
+    target._fsync_each = False  # whatever file system the test folder is on
+    syncs: list[int] = []
+    monkeypatch.setattr(local, "_syncfs_fd", lambda fd: syncs.append(fd))
+    return target, syncs, local
+
+
+def test_puts_are_made_durable_by_one_sync_per_flush_not_one_per_file(tmp_path, monkeypatch) -> None:
+    target, syncs, local = _counting_syncs(monkeypatch, tmp_path)
+    monkeypatch.setattr(local.os, "fsync", lambda fd: pytest.fail("a put must not fsync each file"))
     target.flush()
     assert syncs == []  # nothing written yet: nothing to sync
     for i in range(5):
         target.put(f"d/f{i}", BytesPayload(b"x", 1_000_000_000))
     target.flush()
     target.flush()
-    assert syncs == [str(tmp_path)]
+    assert len(syncs) == 1
     target.put("d/later", BytesPayload(b"y", 1_000_000_000))
     target.flush()
-    assert syncs == [str(tmp_path)] * 2
+    assert len(syncs) == 2
+    target.make_dir("empty/folder")  # a folder made is synced too
+    target.flush()
+    assert len(syncs) == 3
 
 
-def test_concurrent_flushes_share_one_sync(tmp_path, monkeypatch) -> None:
-    import threading
+class _SpyLock:
+    """A lock that tells when a second caller has come to it."""
 
-    import targets.local as local
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.second_waiting = threading.Event()
+        self._arrivals = 0
 
+    def __enter__(self):
+        self._arrivals += 1
+        if self._arrivals == 2:
+            self.second_waiting.set()
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+
+def _slow_first_sync(monkeypatch, local, target):
     entered, release = threading.Event(), threading.Event()
-    syncs: list[str] = []
+    syncs: list[int] = []
 
-    def slow_sync(path: str) -> None:
-        syncs.append(path)
+    def slow_sync(fd: int) -> None:
+        syncs.append(fd)
         entered.set()
         assert release.wait(10)
 
-    monkeypatch.setattr(local, "_syncfs", slow_sync)
-    target = LocalTarget(str(tmp_path))
-    target.put("f", BytesPayload(b"x", 1_000_000_000))
+    monkeypatch.setattr(local, "_syncfs_fd", slow_sync)
+    target._sync_lock = lock = _SpyLock()
+    return entered, release, syncs, lock
+
+
+def _flush_twice(target, entered, release, lock, between=lambda: None) -> None:
     first = threading.Thread(target=target.flush)
     first.start()
     assert entered.wait(10)
-    second = threading.Thread(target=target.flush)  # its put is covered by the sync under way
+    between()
+    second = threading.Thread(target=target.flush)
     second.start()
+    assert lock.second_waiting.wait(10)  # the second flush waits on the sync under way
     release.set()
     first.join(10)
     second.join(10)
     assert not first.is_alive() and not second.is_alive()
-    assert syncs == [str(tmp_path)]
 
 
-def test_a_failed_sync_is_transient_and_is_tried_again(tmp_path, monkeypatch) -> None:
+def test_a_flush_whose_puts_a_sync_under_way_covers_waits_for_it_and_syncs_nothing_more(tmp_path, monkeypatch) -> None:
+    target, _, local = _counting_syncs(monkeypatch, tmp_path)
+    target.put("f", BytesPayload(b"x", 1_000_000_000))
+    entered, release, syncs, lock = _slow_first_sync(monkeypatch, local, target)
+    _flush_twice(target, entered, release, lock)
+    assert len(syncs) == 1
+
+
+def test_a_put_that_returns_during_a_sync_is_synced_by_the_next_flush(tmp_path, monkeypatch) -> None:
+    target, _, local = _counting_syncs(monkeypatch, tmp_path)
+    target.put("f", BytesPayload(b"x", 1_000_000_000))
+    entered, release, syncs, lock = _slow_first_sync(monkeypatch, local, target)
+    _flush_twice(target, entered, release, lock,
+                 between=lambda: target.put("g", BytesPayload(b"y", 1_000_000_000)))
+    assert len(syncs) == 2
+
+
+def test_a_failed_sync_removes_what_it_covered_and_fails_every_later_flush(tmp_path, monkeypatch) -> None:
     import errno
 
-    import targets.local as local
-    from copier.errors import TransientError
+    from copier.errors import BackendUnavailable
 
-    calls: list[int] = []
-
-    def failing_once(path: str) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.EIO, "I/O error")
-
-    monkeypatch.setattr(local, "_syncfs", failing_once)
-    target = LocalTarget(str(tmp_path))
-    target.put("f", BytesPayload(b"x", 1_000_000_000))
-    with pytest.raises(TransientError, match="I/O error"):
-        target.flush()
+    target, syncs, local = _counting_syncs(monkeypatch, tmp_path)
+    target.put("kept", BytesPayload(b"synced before", 1_000_000_000))
     target.flush()
-    assert len(calls) == 2
+
+    def failing(fd: int) -> None:
+        syncs.append(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(local, "_syncfs_fd", failing)
+    target.put("a/lost", BytesPayload(b"1", 1_000_000_000))
+    target.put("b/lost", BytesPayload(b"2", 1_000_000_000))
+    with pytest.raises(BackendUnavailable, match="Input/output error.*2 files"):
+        target.flush()
+    assert not (tmp_path / "a" / "lost").exists() and not (tmp_path / "b" / "lost").exists()
+    assert (tmp_path / "kept").read_bytes() == b"synced before"
+    target.put("c/after", BytesPayload(b"3", 1_000_000_000))
+    with pytest.raises(BackendUnavailable):  # no batch of this target is acknowledged any more
+        target.flush()
+    assert len(syncs) == 2
+
+
+def test_a_file_an_earlier_attempt_may_have_written_is_synced_before_it_counts(tmp_path, monkeypatch) -> None:
+    target, syncs, _ = _counting_syncs(monkeypatch, tmp_path)
+    (tmp_path / "f").write_bytes(b"written by a process killed before its flush")
+    target.sweep("f")  # what a redelivered batch does before it looks at the target
+    target.flush()
+    assert len(syncs) == 1
 
 
 def test_syncfs_runs_on_this_file_system(tmp_path) -> None:
-    from targets.local import _syncfs
+    from targets.local import _syncfs_fd
 
-    _syncfs(str(tmp_path))  # the real call: raises if libc's syncfs refused the folder
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _syncfs_fd(fd)  # the real call: raises if libc's syncfs refused it
+    finally:
+        os.close(fd)
     with pytest.raises(OSError):
-        _syncfs(str(tmp_path / "missing"))
+        _syncfs_fd(fd)  # closed
+
+
+def test_a_forked_child_draws_its_own_temp_name_tag() -> None:
+    from targets import names
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: only write and leave
+        os.write(w, names.temp_name("x").encode())
+        os._exit(0)
+    os.close(w)
+    child = os.read(r, 200).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    mine = names.temp_name("x")
+    assert names.is_temp_name(child) and names.is_temp_name(mine)
+    tag = len(names.temp_prefix("x"))
+    assert child[tag:tag + 6] != mine[tag:tag + 6]  # the process tag; a shared one made equal names

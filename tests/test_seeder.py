@@ -25,12 +25,16 @@ class RecordingTarget:
 
     def __init__(self) -> None:
         self.made: list[str] = []
+        self.flushed_with: list[int] = []  # how many folders were made at each flush
 
     def is_empty(self) -> bool:
         return True
 
     def make_dir(self, path: str) -> None:
         self.made.append(path)
+
+    def flush(self) -> None:
+        self.flushed_with.append(len(self.made))
 
 
 def _setup(tmp_path: Path, source: Path, **tuning):
@@ -214,3 +218,14 @@ def test_names_beyond_ascii_are_listed_like_any_other(tmp_path):
     seeder.run()
     assert sorted(_all_items(state)) == sorted(f"ünïcode dir/{n}" for n in ["café.txt", "plain.txt", "日本.bin"])
     assert state.counters().dirs_total == 2 and state.failures() == []
+
+
+def test_the_empty_folders_a_walk_made_are_flushed_when_it_ends(tmp_path):
+    source = tmp_path / "src"
+    (source / "a" / "empty").mkdir(parents=True)
+    (source / "b").mkdir()
+    (source / "b" / "file").write_bytes(b"x")
+    _, _, seeder, target = _setup(tmp_path, source)
+    seeder.run()
+    assert sorted(target.made) == ["a/empty"]
+    assert target.flushed_with == [1]

@@ -222,3 +222,31 @@ def test_copies_are_flushed_before_their_batch_is_counted(tmp_path):
     _run(worker)
     assert events == ["put", "put", "put", "flush", "complete"]
     assert job.state.counters().files_done == 3
+
+
+def test_a_target_that_cannot_make_a_batch_durable_stops_the_worker_and_keeps_the_batch(tmp_path):
+    from copier.errors import BackendUnavailable
+
+    job = Job(tmp_path)
+    job.walk([_file(job, "f", b"data")])
+    job.deal()
+    worker = job.worker()
+
+    def failing_flush():
+        raise BackendUnavailable("the disk reported a write error")
+
+    worker.transfer.target.flush = failing_flush
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the worker went on after its target failed"
+    assert [type(e) for e in raised] == [BackendUnavailable]
+    assert job.state.counters().files_done == 0  # not acknowledged: the message comes back

@@ -195,6 +195,10 @@ class Worker:
         except TransientError as exc:
             self.log.warning("complete_failed", batch=hand.batch.id, error=str(exc))
             return  # redelivered later; complete_batch is idempotent
+        except FatalError as exc:  # the target cannot make the batch durable: stop, keep the message
+            self._fatal = self._fatal or exc
+            self.stop.set()
+            return
         self.log.debug("batch_completed", batch=hand.batch.id, first=first, done=len(done),
                        skipped=len(skipped), failed=len(failed))
 
