@@ -148,7 +148,7 @@ class FilePayload:
         return self._md5
 
     def md5_ahead(self) -> bytes:
-        if self._md5 is None:
+        if self._md5 is None and self.data is None:  # in memory: md5() hashes it, no read, no gate
             with self._hash_gate if self._hash_gate is not None else HASH_AHEAD_GATE:
                 for _ in self.chunks(HASH_CHUNK):
                     pass

@@ -55,7 +55,7 @@ class LocalTarget:
         self.url = self.root
         self.mtime_tolerance_ns = 0
         self._name_max = _pathconf(self.root, "PC_NAME_MAX", 255)
-        self._fsync_each = on_network_fs(self.root)
+        self._on_network = on_network_fs(self.root)  # read once: the suggestions and put ask too
         # Group commit: puts count up ``_written`` and list their paths in ``_unsynced``; a
         # flush syncs once for every put counted before it started, and one that finds its
         # puts synced by another returns. A sync that fails removes every file written since
@@ -106,7 +106,7 @@ class LocalTarget:
     def suggested_concurrency(self, source: str) -> int:
         """Copies in flight when the user names none: few between local disks, many when
         either end is a network mount (NFS, SMB, FUSE), where every open waits on a round trip."""
-        if on_network_fs(self.root) or on_network_fs(source):
+        if self._on_network or on_network_fs(source):
             return NETWORK_CONCURRENCY
         return LOCAL_CONCURRENCY
 
@@ -116,7 +116,7 @@ class LocalTarget:
         2.9-3.1 s in two, where rclone --transfers 16 took 2.0 s), none when either end is a
         network mount, where the copies wait on round trips, not on the processor."""
         cores = usable_cores()
-        if cores < 2 or on_network_fs(self.root) or on_network_fs(source):
+        if cores < 2 or self._on_network or on_network_fs(source):
             return 0
         return min(cores, MAX_LOCAL_PROCESSES)
 
@@ -144,7 +144,7 @@ class LocalTarget:
                     view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view):]
-                if self._fsync_each:
+                if self._on_network:
                     os.fsync(fd)
                 os.fchmod(fd, payload.mode & 0o7777)
                 os.utime(fd, ns=(payload.mtime_ns, payload.mtime_ns))
@@ -179,7 +179,7 @@ class LocalTarget:
             with self._count_lock:
                 upto, paths, self._unsynced = self._written, self._unsynced, []
             try:
-                if not self._fsync_each:
+                if not self._on_network:
                     _syncfs_fd(self._open_root())
             except OSError as exc:
                 for path in paths:

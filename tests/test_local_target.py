@@ -130,7 +130,7 @@ def _counting_syncs(monkeypatch, tmp_path):
 
     target = LocalTarget(str(tmp_path))
     target.check()
-    target._fsync_each = False  # whatever file system the test folder is on
+    target._on_network = False  # whatever file system the test folder is on
     syncs: list[int] = []
     monkeypatch.setattr(local, "_syncfs_fd", lambda fd: syncs.append(fd))
     return target, syncs, local
